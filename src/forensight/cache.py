@@ -1,0 +1,280 @@
+"""On-disk cache of preprocessed videos, with a manifest.
+
+Layout of a cache root::
+
+    cache.json                 format version, the preprocessing config and its hash
+    entries/<name>/            one directory per finished video (name = safe qualified id)
+        meta.json              the VideoRecord, video info, stage timings, coverage
+        indices.npy            int64 (T,)   sampled frame numbers
+        timestamps.npy         float64 (T,) seconds
+        boxes.npy              float32 (T, 4) smoothed face box, native pixels
+        landmarks.npy          float32 (T, 68, 2) iBUG landmarks, native pixels
+        observed.npy           bool (T,)   face detected in that frame (else interpolated)
+        <region>.npy           uint8 (T, h, w, c) crops, one file per region
+    failed/<name>.json         a video that could not be processed: reason + message
+    manifest.csv               one row per processed video (rebuilt from the two folders)
+    preprocess.log             one line per failure, appended
+
+Every ``.npy`` opens with memory mapping (``np.load(mmap_mode="r")``), so a data loader reads
+only the frames it needs. Entries are written into a temporary directory and renamed into
+place: a killed run never leaves a half entry, and a rerun skips finished videos. Shards on
+several machines may write into the same cache root; the manifest is derived from what is on
+disk, so it is always consistent. A cache made with another preprocessing config is refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forensight.config import PreprocessConfig
+from forensight.records import VideoRecord, safe_name
+
+FORMAT_VERSION = 1
+ARRAY_KEYS = ("indices", "timestamps", "boxes", "landmarks", "observed")
+MANIFEST_FIELDS = ("video_id", "dataset", "method", "compression", "label", "split", "status", "reason",
+                   "num_frames", "coverage", "path", "entry")
+
+
+class CacheConfigMismatch(ValueError):
+    """The cache on disk was made with a different preprocessing config."""
+
+
+@dataclass
+class CacheEntry:
+    """One cached video; arrays are memory-mapped read-only.
+
+    ``regions`` maps region name → uint8 (T, h, w, c). See the module docstring for the others.
+    """
+
+    video_id: str
+    record: VideoRecord
+    meta: dict[str, Any]
+    indices: np.ndarray
+    timestamps: np.ndarray
+    boxes: np.ndarray
+    landmarks: np.ndarray
+    observed: np.ndarray
+    regions: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Human-readable ``key: a != b`` lines for two config dicts."""
+    return [f"{k}: {a.get(k)!r} != {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+class Cache:
+    """A cache root on disk (see the module docstring for the layout)."""
+
+    def __init__(self, root: str | Path, config: PreprocessConfig) -> None:
+        self.root = Path(root)
+        self.config = config
+        self.entries_dir = self.root / "entries"
+        self.failed_dir = self.root / "failed"
+
+    # ---- opening -----------------------------------------------------------------------------
+    @classmethod
+    def create(cls, root: str | Path, config: PreprocessConfig) -> "Cache":
+        """Open ``root`` for writing with ``config``; create it if new.
+
+        Raises ``CacheConfigMismatch`` (listing the differing fields) if ``root`` holds a cache
+        made with another config: caches are never mixed.
+        """
+        root = Path(root)
+        meta_path = root / "cache.json"
+        if meta_path.exists():
+            cache = cls.open(root)
+            if cache.config.hash != config.hash:
+                diff = "; ".join(config_diff(cache.config.to_dict(), config.to_dict()))
+                raise CacheConfigMismatch(
+                    f"{root} holds a cache made with another preprocessing config (hash "
+                    f"{cache.config.hash}, asked {config.hash}; {diff}). Use another output folder.")
+            return cache
+        if root.exists() and any(p for p in root.iterdir() if not p.name.startswith(".")):
+            raise FileExistsError(f"{root} exists, is not empty and is not a forensight cache; "
+                                  "choose an empty or new folder")
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "entries").mkdir(exist_ok=True)
+        (root / "failed").mkdir(exist_ok=True)
+        _atomic_write_text(meta_path, json.dumps(
+            {"format": FORMAT_VERSION, "config_hash": config.hash, "preprocess": config.to_dict()}, indent=2))
+        return cls(root, config)
+
+    @classmethod
+    def open(cls, root: str | Path, expect_hash: str | None = None) -> "Cache":
+        """Open an existing cache for reading. With ``expect_hash``, a config mismatch is an error."""
+        root = Path(root)
+        meta_path = root / "cache.json"
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{root} is not a forensight cache (no cache.json); "
+                                    "make one with `forensight preprocess`")
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{root}: cache format {meta.get('format')} is not supported (need {FORMAT_VERSION})")
+        config = PreprocessConfig.from_dict(meta["preprocess"])
+        if expect_hash is not None and config.hash != expect_hash:
+            raise CacheConfigMismatch(
+                f"{root} was preprocessed with config {config.hash}, but the model expects {expect_hash}: "
+                "preprocess the videos again with the model's config (it is stored in the checkpoint)")
+        return cls(root, config)
+
+    # ---- writing -----------------------------------------------------------------------------
+    def entry_dir(self, video_id: str) -> Path:
+        return self.entries_dir / safe_name(video_id)
+
+    def failure_path(self, video_id: str) -> Path:
+        return self.failed_dir / f"{safe_name(video_id)}.json"
+
+    def is_done(self, video_id: str) -> bool:
+        return (self.entry_dir(video_id) / "meta.json").is_file()
+
+    def is_failed(self, video_id: str) -> bool:
+        return self.failure_path(video_id).is_file()
+
+    def write_entry(self, record: VideoRecord, arrays: dict[str, np.ndarray],
+                    regions: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
+        """Atomically write one video's entry; returns its directory.
+
+        ``arrays`` holds every key of ``ARRAY_KEYS``; ``regions`` maps region → uint8 array.
+        If another process finished the same video first, its entry is kept.
+        """
+        missing = [k for k in ARRAY_KEYS if k not in arrays]
+        if missing:
+            raise ValueError(f"entry for {record.video_id} lacks arrays {missing}")
+        final = self.entry_dir(record.video_id)
+        tmp = Path(tempfile.mkdtemp(dir=self.entries_dir, prefix=f".tmp-{final.name}-"))
+        try:
+            for k in ARRAY_KEYS:
+                np.save(tmp / f"{k}.npy", np.ascontiguousarray(arrays[k]))
+            for name, arr in regions.items():
+                if arr.dtype != np.uint8:
+                    raise ValueError(f"region {name} must be uint8, got {arr.dtype}")
+                np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr))
+            full_meta = {"video_id": record.video_id, "record": record.to_dict(), "status": "ok",
+                         "regions": sorted(regions), "config_hash": self.config.hash,
+                         "written_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **meta}
+            (tmp / "meta.json").write_text(json.dumps(full_meta, indent=1, default=_json_default))
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if (final / "meta.json").is_file():  # another worker/shard won the race
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    return final
+                shutil.rmtree(final, ignore_errors=True)  # a stale partial dir (should not exist)
+                os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.failure_path(record.video_id).unlink(missing_ok=True)
+        return final
+
+    def write_failure(self, record: VideoRecord, reason: str, message: str) -> None:
+        """Record that ``record`` could not be processed (atomic), and append to the log."""
+        data = {"video_id": record.video_id, "record": record.to_dict(), "status": "failed",
+                "reason": reason, "message": message, "config_hash": self.config.hash,
+                "written_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        _atomic_write_text(self.failure_path(record.video_id), json.dumps(data, indent=1))
+        with open(self.root / "preprocess.log", "a") as log:
+            log.write(f"{data['written_at']}\tFAILED\t{record.video_id}\t{reason}\t{message}\n")
+
+    def clean_partial(self) -> int:
+        """Remove temporary directories left by killed runs; returns how many."""
+        n = 0
+        for p in self.entries_dir.glob(".tmp-*"):
+            shutil.rmtree(p, ignore_errors=True)
+            n += 1
+        return n
+
+    # ---- reading -----------------------------------------------------------------------------
+    def rows(self) -> list[dict[str, Any]]:
+        """Manifest rows (dicts with ``MANIFEST_FIELDS``) of every processed video, by id."""
+        rows: dict[str, dict[str, Any]] = {}
+        for meta_path in self.entries_dir.glob("*/meta.json"):
+            m = json.loads(meta_path.read_text())
+            rows[m["video_id"]] = _row(m, status="ok", reason="", num_frames=m.get("num_frames", ""),
+                                       coverage=m.get("coverage", ""), entry=meta_path.parent.name)
+        for fail_path in self.failed_dir.glob("*.json"):
+            m = json.loads(fail_path.read_text())
+            if m["video_id"] not in rows:
+                rows[m["video_id"]] = _row(m, status="failed", reason=m["reason"], num_frames="",
+                                           coverage="", entry="")
+        return [rows[k] for k in sorted(rows)]
+
+    def write_manifest(self) -> Path:
+        """Rebuild ``manifest.csv`` from the entries and failures on disk (atomic)."""
+        import io
+
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=MANIFEST_FIELDS)
+        w.writeheader()
+        for r in self.rows():
+            w.writerow(r)
+        path = self.root / "manifest.csv"
+        _atomic_write_text(path, buf.getvalue())
+        return path
+
+    def load(self, video_id: str, regions: tuple[str, ...] | list[str] | None = None,
+             mmap: bool = True) -> CacheEntry:
+        """Load one entry; ``regions`` = which crops to open (None = all stored)."""
+        d = self.entry_dir(video_id)
+        meta_path = d / "meta.json"
+        if not meta_path.is_file():
+            reason = ""
+            if self.is_failed(video_id):
+                reason = " (it failed: " + json.loads(self.failure_path(video_id).read_text())["message"] + ")"
+            raise KeyError(f"{video_id} is not in the cache {self.root}{reason}")
+        meta = json.loads(meta_path.read_text())
+        mode = "r" if mmap else None
+        arrays = {k: np.load(d / f"{k}.npy", mmap_mode=mode) for k in ARRAY_KEYS}
+        names = meta["regions"] if regions is None else list(regions)
+        absent = [r for r in names if r not in meta["regions"]]
+        if absent:
+            raise KeyError(f"{video_id}: regions {absent} are not cached (have {meta['regions']})")
+        crops = {r: np.load(d / f"{r}.npy", mmap_mode=mode) for r in names}
+        return CacheEntry(video_id=video_id, record=VideoRecord.from_dict(meta["record"]), meta=meta,
+                          regions=crops, **arrays)
+
+    def video_ids(self, split: str | None = None, status: str = "ok") -> list[str]:
+        """Ids of cached videos, optionally of one split."""
+        return [r["video_id"] for r in self.rows()
+                if r["status"] == status and (split is None or r["split"] == split)]
+
+
+def _row(m: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    rec = m["record"]
+    return {"video_id": m["video_id"], "dataset": rec["dataset"], "method": rec["method"],
+            "compression": rec["compression"], "label": rec["label"], "split": rec["split"],
+            "path": rec["path"], **extra}
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

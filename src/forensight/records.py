@@ -1,0 +1,166 @@
+"""Typed records passed between pipeline stages.
+
+Data flows one way: ``VideoRecord`` (what a dataset layout yields) → ``SampledFrames``
+(``forensight.video``) → ``FaceTrack`` (``forensight.faces``) → region crops
+(``forensight.regions``) → a cache entry (``forensight.cache``).
+
+Conventions: label 1 = fake, 0 = real; coordinates are pixels of the native-resolution
+frame, x to the right and y down; boxes are ``(x0, y0, x1, y1)`` floats.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REAL = 0
+FAKE = 1
+SPLITS = ("train", "val", "test")
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def qualified_id(dataset: str, method: str, compression: str, name: str) -> str:
+    """Return the qualified video id ``dataset/method/compression/name``.
+
+    Qualified ids keep ``Deepfakes/000_003`` and ``Face2Face/000_003`` apart when scores
+    are aggregated per video.
+    """
+    parts = [dataset, method, compression or "raw", name]
+    for p in parts:
+        if not p or "/" in p:
+            raise ValueError(f"id part {p!r} must be non-empty and contain no '/'")
+    return "/".join(parts)
+
+
+def safe_name(video_id: str) -> str:
+    """A file-system safe, collision-free name for a qualified id (``/`` → ``__``)."""
+    return _SAFE.sub("-", video_id.replace("/", "__"))
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One video of a dataset.
+
+    Attributes:
+        path: the video file.
+        label: 1 = fake, 0 = real.
+        split: "train", "val", "test" or "" when the dataset defines none.
+        dataset: dataset name, e.g. "FaceForensics++", "Celeb-DF-v2", "synthetic".
+        method: manipulation method ("original" for real videos).
+        compression: "c0", "c23", "c40" or "raw".
+        name: the video's name inside its method (e.g. "000_003").
+    """
+
+    path: Path
+    label: int
+    split: str
+    dataset: str
+    method: str
+    compression: str
+    name: str
+
+    def __post_init__(self) -> None:
+        if self.label not in (REAL, FAKE):
+            raise ValueError(f"label must be 0 (real) or 1 (fake), got {self.label!r}")
+        if self.split not in SPLITS + ("",):
+            raise ValueError(f"split must be one of {SPLITS} or '', got {self.split!r}")
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def video_id(self) -> str:
+        return qualified_id(self.dataset, self.method, self.compression, self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["path"] = str(self.path)
+        d["video_id"] = self.video_id
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "VideoRecord":
+        return cls(
+            path=Path(d["path"]),
+            label=int(d["label"]),
+            split=str(d.get("split", "")),
+            dataset=str(d["dataset"]),
+            method=str(d["method"]),
+            compression=str(d.get("compression", "raw")),
+            name=str(d["name"]),
+        )
+
+
+@dataclass
+class VideoInfo:
+    """What probing a video file tells: sizes in pixels (after rotation), fps in Hz."""
+
+    width: int
+    height: int
+    fps: float
+    num_frames: int
+    duration_s: float
+    rotation: int = 0
+    codec: str = ""
+
+
+@dataclass
+class SampledFrames:
+    """Frames decoded from one video.
+
+    Attributes:
+        indices: int64 (T,) frame indices in decode order (0-based).
+        timestamps: float64 (T,) presentation times in seconds.
+        frames: uint8 (T, H, W, 3) RGB, native resolution.
+    """
+
+    indices: np.ndarray
+    timestamps: np.ndarray
+    frames: np.ndarray
+
+
+@dataclass
+class FaceTrack:
+    """The one subject followed through the sampled frames of a video.
+
+    Attributes:
+        boxes: float32 (T, 4) smoothed face boxes (x0, y0, x1, y1), native pixels.
+        landmarks: float32 (T, 68, 2) iBUG 68-point landmarks, native pixels
+            (interpolated where the face was not observed).
+        observed: bool (T,) True where the face was detected in that frame.
+        scores: float32 (T,) detector confidence (0 where not observed).
+        num_other_tracks: how many other people were seen and ignored.
+        raw_landmarks: float32 (T, 68, 2) landmarks interpolated but NOT temporally smoothed
+            (the LipForensics mouth alignment applies its own smoothing), or None.
+    """
+
+    boxes: np.ndarray
+    landmarks: np.ndarray
+    observed: np.ndarray
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    num_other_tracks: int = 0
+    raw_landmarks: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.boxes.shape[0])
+
+    @property
+    def coverage(self) -> float:
+        """Fraction of sampled frames in which the face was observed."""
+        return float(self.observed.mean()) if len(self) else 0.0
+
+
+class PreprocessError(Exception):
+    """A video could not be turned into a cache entry; ``reason`` is a short machine code.
+
+    Reasons: ``unreadable``, ``empty_file``, ``no_video_stream``, ``too_short``,
+    ``no_face``, ``too_large``, ``decode_error``, ``not_found``.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
