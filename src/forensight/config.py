@@ -134,10 +134,18 @@ class PreprocessConfig:
         return to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PreprocessConfig":
+    def from_dict(cls, data: dict[str, Any]) -> PreprocessConfig:
         return from_dict(cls, data)
 
     @property
     def hash(self) -> str:
         """Stable 12-hex-digit hash of every field; equal configs hash equal."""
         return stable_hash(self.to_dict())
+
+
+PREPROCESS_PRESETS: dict[str, PreprocessConfig] = {
+    # Region study: 32 linearly spaced frames, four regions at 224 px from native resolution.
+    "region": PreprocessConfig(),
+    # LipForensics: every frame, 96x96 aligned grayscale mouths (88x88 centre crop at load time).
+    "lips": PreprocessConfig(sampling="all", regions=("lips",), smooth_window=1),
+}

@@ -193,8 +193,9 @@ class PreprocessSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        lines = [f"preprocess: {self.total} videos in this shard: {self.done} done, {self.skipped} skipped "
-                 f"(already in the cache), {self.failed} failed  [{self.seconds:.1f} s] -> {self.root}"]
+        head = (f"preprocess: {self.total} videos in this shard: {self.done} done, {self.skipped} skipped "
+                f"(already in the cache), {self.failed} failed  [{self.seconds:.1f} s] -> {self.root}")
+        lines = [head]
         if self.failures:
             reasons = Counter(r for r, _ in self.failures.values())
             lines.append("  failures by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(reasons.items())))
@@ -230,7 +231,7 @@ def _work(args: tuple[VideoRecord, PreprocessConfig, str, float, int]) -> tuple[
     except MemoryError:
         cache.write_failure(record, "too_large", "ran out of memory")
         return record.video_id, "failed", "too_large", "ran out of memory", {}
-    except Exception as e:  # an unexpected bug must not stop the batch, but must be loud
+    except Exception as e:  # noqa: BLE001 - an unexpected bug must not stop the batch, but must be loud
         msg = f"{type(e).__name__}: {e}"
         cache.write_failure(record, "error", msg + " | " + traceback.format_exc(limit=3).replace("\n", " "))
         return record.video_id, "failed", "error", msg, {}

@@ -82,7 +82,7 @@ class VideoRecord:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "VideoRecord":
+    def from_dict(cls, d: dict[str, Any]) -> VideoRecord:
         return cls(
             path=Path(d["path"]),
             label=int(d["label"]),

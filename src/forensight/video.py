@@ -24,12 +24,12 @@ from forensight.records import PreprocessError, SampledFrames, VideoInfo
 
 __all__ = [
     "VideoIndex",
-    "index_video",
-    "probe",
-    "sample_indices",
     "clip_starts",
+    "index_video",
     "iter_frames",
+    "probe",
     "read_frames",
+    "sample_indices",
     "write_video",
 ]
 
@@ -75,7 +75,7 @@ def _rotation_of(stream: av.video.stream.VideoStream, container: av.container.In
     """Counter-clockwise display rotation in degrees (multiple of 90), from the first frame."""
     try:
         frame = next(container.decode(stream))
-        rot = int(round(getattr(frame, "rotation", 0) or 0)) % 360
+        rot = round(float(getattr(frame, "rotation", 0) or 0)) % 360
     except (StopIteration, av.error.FFmpegError):
         return 0
     return rot - rot % 90
@@ -331,7 +331,7 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float = 25.
     return n
 
 
-def _as_fraction(fps: float):  # noqa: ANN202
+def _as_fraction(fps: float):
     from fractions import Fraction
 
     return Fraction(fps).limit_denominator(1001)

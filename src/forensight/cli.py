@@ -1,0 +1,246 @@
+"""The ``forensight`` command line: a thin layer, every subcommand is one library call."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from forensight import __version__
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"--shard i/n needs 0 <= i < n, got {text!r}")
+    return i, n
+
+
+def _csv_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+# ---- synth ---------------------------------------------------------------------------------------
+
+def cmd_synth(a: argparse.Namespace) -> int:
+    from forensight.synth import generate
+
+    summary = generate(a.out, num_pairs=a.pairs, methods=tuple(a.methods), frames=a.frames, fps=a.fps,
+                       strength=a.strength, sparsity=a.sparsity, seed=a.seed, workers=a.workers,
+                       progress=not a.quiet)
+    print(summary)
+    return 0
+
+
+# ---- preprocess ----------------------------------------------------------------------------------
+
+def preprocess_config_from_args(a: argparse.Namespace) -> Any:
+    from forensight.config import PREPROCESS_PRESETS, PreprocessConfig, load_yaml
+
+    base = PREPROCESS_PRESETS[a.preset].to_dict()
+    if a.config:
+        data = load_yaml(a.config)
+        base.update(data.get("preprocess", data))
+    for key, val in (("sampling", a.sampling), ("num_frames", a.frames), ("detector", a.detector),
+                     ("size", a.size), ("regions", a.regions), ("max_frames", a.max_frames)):
+        if val is not None:
+            base[key] = val
+    return PreprocessConfig.from_dict(base)
+
+
+def read_records(a: argparse.Namespace) -> list[Any]:
+    from forensight.datasets import detect_layout, read_dataset
+
+    kind = a.layout if a.layout != "auto" else detect_layout(a.root)
+    opts: dict[str, Any] = {}
+    if kind == "ffpp":
+        opts["compression"] = a.compression
+        if a.methods:
+            opts["methods"] = a.methods
+    records = read_dataset(kind, a.root, **opts)
+    if a.splits:
+        records = [r for r in records if r.split in a.splits]
+    if a.limit:
+        records = records[: a.limit]
+    return records
+
+
+def cmd_preprocess(a: argparse.Namespace) -> int:
+    from forensight.preprocess import run_preprocess
+
+    cfg = preprocess_config_from_args(a)
+    records = read_records(a)
+    if not records:
+        print(f"no videos found under {a.root}", file=sys.stderr)
+        return 2
+    print(f"preprocessing {len(records)} videos with config {cfg.hash} "
+          f"(sampling={cfg.sampling}, regions={','.join(cfg.regions)}, detector={cfg.detector}) -> {a.out}")
+    summary = run_preprocess(records, a.out, cfg, workers=a.workers, shard=a.shard,
+                             retry_failed=a.retry_failed, progress=not a.quiet)
+    print(summary)
+    return 0
+
+
+# ---- train / evaluate ----------------------------------------------------------------------------
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from forensight.train import TrainConfig, load_train_config, train
+
+    over = {"preset": a.preset, "region": a.region, "max_epochs": a.epochs, "patience": a.patience,
+            "batch_size": a.batch_size, "accumulate": a.accumulate, "lr": a.lr, "balance": a.balance,
+            "init": a.init, "freeze": "none" if a.unfreeze else None, "seed": a.seed,
+            "num_workers": a.num_workers, "precision": a.precision, "accelerator": a.accelerator,
+            "devices": a.devices, "num_nodes": a.num_nodes, "strategy": a.strategy,
+            "max_clips": a.max_clips, "max_frames": a.max_frames}
+    if a.config:
+        cfg = load_train_config(a.config, **over)
+    else:
+        cfg = TrainConfig(**{k: v for k, v in over.items() if v is not None})
+    res = train(a.cache, a.run_dir, cfg, resume=a.resume, progress=not a.quiet)
+    if res.best_epoch >= 0:
+        m = res.val_metrics
+        auc = m.get("auc")
+        print(f"trained {cfg.preset}: best epoch {res.best_epoch} on validation loss"
+              + (f", validation AUC {auc:.3f}" if isinstance(auc, float) else "")
+              + f", threshold {m.get('threshold', 0.0):.3f}  [{res.seconds:.0f} s] -> {res.model_path}")
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from forensight.evaluate import evaluate
+
+    res = evaluate(a.model, a.cache, a.out, split=a.split, batch_size=a.batch_size, max_frames=a.max_frames,
+                   max_clips=a.max_clips, n_bootstrap=a.bootstrap, device=a.device, progress=not a.quiet)
+    m = res.metrics
+    lo, hi = m["auc_ci"]
+    print(f"{m['split']}: {m['n']} videos ({m['n_real']} real, {m['n_fake']} fake)  "
+          f"video AUC {m['auc']:.4f} [95% CI {lo:.3f}-{hi:.3f}]  AP {m['ap']:.4f}  EER {m['eer']:.4f}  "
+          f"acc@0.5 {m['acc_at_0.5']:.4f}  acc@val-threshold {m['acc_at_threshold']:.4f}  "
+          f"clip AUC {m['clip_auc']:.4f}")
+    print(f"wrote {res.out_dir}/metrics.json, scores.csv, roc.png, confusion.png")
+    return 0
+
+
+def cmd_models(a: argparse.Namespace) -> int:
+    from forensight.models.registry import get_model_config, list_models
+
+    for name in list_models():
+        c = get_model_config(name)
+        print(f"{name:28s} {c.arch:13s} encoder={c.encoder:20s} pooling={c.pooling:9s} "
+              f"input={c.num_frames}x{c.input_size}px region={c.region}")
+    return 0
+
+
+# ---- parser --------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="forensight", description=__doc__)
+    p.add_argument("--version", action="version", version=f"forensight {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("synth", help="generate the synthetic deepfake dataset (FaceForensics++ layout)")
+    s.add_argument("out", type=Path, help="output folder")
+    s.add_argument("--pairs", type=int, default=20, help="[target, source] pairs: 2 real + 1 fake per method each")
+    s.add_argument("--methods", type=_csv_list, default=["Face2Face"],
+                   help="comma-separated: Face2Face, FaceSwap, EyeBlink (default Face2Face)")
+    s.add_argument("--frames", type=int, default=64)
+    s.add_argument("--fps", type=float, default=25.0)
+    s.add_argument("--strength", type=float, default=1.0, help="artefact strength (0..1+)")
+    s.add_argument("--sparsity", type=float, default=0.5, help="fraction of frames manipulated")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_synth)
+
+    s = sub.add_parser("preprocess", help="videos -> face tracks, landmarks and region crops in a cache")
+    s.add_argument("root", type=Path, help="dataset root (FaceForensics++, Celeb-DF-v2, DFDC, folder) or a CSV")
+    s.add_argument("--out", type=Path, required=True, help="cache folder (resumed if it exists)")
+    s.add_argument("--layout", default="auto", choices=["auto", "ffpp", "celebdf", "dfdc", "folder", "csv"])
+    s.add_argument("--preset", default="region", choices=["region", "lips"],
+                   help="region: 32 linear frames, frame/full/eyes/mouth at 224; lips: every frame, 96-px aligned mouths")
+    s.add_argument("--config", type=Path, help="YAML with preprocessing fields (overrides the preset)")
+    s.add_argument("--sampling", choices=["linear", "stride", "all", "clips"])
+    s.add_argument("--frames", type=int, help="frames for linear sampling")
+    s.add_argument("--max-frames", type=int, help="read at most this many frames from each video's start")
+    s.add_argument("--regions", type=_csv_list, help="comma-separated subset of frame,full,eyes,mouth,lips")
+    s.add_argument("--size", type=int, help="crop side in pixels (default 224)")
+    s.add_argument("--detector", choices=["dlib_hog", "haar", "dlib_cnn"])
+    s.add_argument("--compression", default="c23", help="FaceForensics++ compression folder")
+    s.add_argument("--methods", type=_csv_list, help="FaceForensics++ methods (default: all present)")
+    s.add_argument("--splits", type=_csv_list, help="only these splits (e.g. train,val)")
+    s.add_argument("--limit", type=int, default=0, help="only the first N videos (quick checks)")
+    s.add_argument("--workers", type=int, default=2, help="worker processes")
+    s.add_argument("--shard", type=_shard, default=(0, 1), help="i/n: process shard i of n (job arrays)")
+    s.add_argument("--retry-failed", action="store_true", help="retry videos that failed before")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_preprocess)
+
+    s = sub.add_parser("train", help="train a detector (model selection on the validation split only)")
+    s.add_argument("--cache", type=Path, required=True)
+    s.add_argument("--run-dir", type=Path, required=True)
+    s.add_argument("--preset", help="model preset (see `forensight models`) or a YAML path")
+    s.add_argument("--config", type=Path, help="YAML with a `train:` section")
+    s.add_argument("--region", help="override the preset's region")
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--patience", type=int)
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--accumulate", type=int, help="gradient accumulation steps")
+    s.add_argument("--lr", type=float)
+    s.add_argument("--balance", choices=["loss", "sampler", "none"])
+    s.add_argument("--init", help="official LipForensics checkpoint (lipforensics_ff.pth) to fine-tune from")
+    s.add_argument("--unfreeze", action="store_true", help="LipForensics: train front end + trunk too")
+    s.add_argument("--max-clips", type=int)
+    s.add_argument("--max-frames", type=int)
+    s.add_argument("--seed", type=int)
+    s.add_argument("--num-workers", type=int)
+    s.add_argument("--precision")
+    s.add_argument("--accelerator")
+    s.add_argument("--devices", type=lambda v: v if v == "auto" else int(v))
+    s.add_argument("--num-nodes", type=int)
+    s.add_argument("--strategy")
+    s.add_argument("--resume", action="store_true", help="continue from checkpoints/last.ckpt")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="metrics of a trained model on a cache's test split")
+    s.add_argument("--model", type=Path, required=True, help="run directory or model.pt")
+    s.add_argument("--cache", type=Path, required=True)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--split", default="test")
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--max-frames", type=int, default=0, help="110 = the FaceForensics++ LipForensics protocol")
+    s.add_argument("--max-clips", type=int, default=0)
+    s.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the AUC interval")
+    s.add_argument("--device")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("models", help="list model presets")
+    s.set_defaults(func=cmd_models)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(a.func(a) or 0)
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"forensight {a.command}: error: {msg}", file=sys.stderr)
+        if a.verbose:
+            raise
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

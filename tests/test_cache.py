@@ -1,0 +1,110 @@
+"""Cache: atomic entries, memory-mapped reads, manifest, config guarding."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from forensight.cache import Cache, CacheConfigMismatch
+from forensight.config import PreprocessConfig
+from forensight.records import VideoRecord
+
+
+def _record(name: str = "000", label: int = 0, method: str = "original") -> VideoRecord:
+    return VideoRecord(path=Path(f"/data/{name}.mp4"), label=label, split="train", dataset="synthetic",
+                       method=method, compression="c23", name=name)
+
+
+def _arrays(t: int = 4) -> dict[str, np.ndarray]:
+    return {"indices": np.arange(t), "timestamps": np.arange(t) / 25.0, "boxes": np.ones((t, 4), np.float32),
+            "landmarks": np.zeros((t, 68, 2), np.float32), "observed": np.ones(t, bool)}
+
+
+def test_write_and_mmap_read(tmp_path: Path) -> None:
+    cfg = PreprocessConfig(regions=("full", "mouth"), size=32)
+    cache = Cache.create(tmp_path / "c", cfg)
+    crops = {"full": np.full((4, 32, 32, 3), 7, np.uint8), "mouth": np.full((4, 32, 32, 3), 9, np.uint8)}
+    cache.write_entry(_record(), _arrays(), crops, {"num_frames": 4, "coverage": 1.0})
+    entry = Cache.open(tmp_path / "c", expect_hash=cfg.hash).load("synthetic/original/c23/000")
+    assert isinstance(entry.regions["full"], np.memmap)
+    assert entry.regions["mouth"].shape == (4, 32, 32, 3) and int(entry.regions["mouth"][2, 0, 0, 0]) == 9
+    assert len(entry) == 4 and entry.record.label == 0
+    with pytest.raises(KeyError, match="not cached"):
+        cache.load("synthetic/original/c23/000", regions=["eyes"])
+
+
+def test_same_name_in_two_methods_never_merges(tmp_path: Path) -> None:
+    cache = Cache.create(tmp_path, PreprocessConfig(regions=("full",), size=8))
+    for m in ("Deepfakes", "Face2Face"):
+        cache.write_entry(_record("000_003", 1, m), _arrays(), {"full": np.zeros((4, 8, 8, 3), np.uint8)}, {})
+    ids = cache.video_ids()
+    assert ids == ["synthetic/Deepfakes/c23/000_003", "synthetic/Face2Face/c23/000_003"]
+
+
+def test_config_mismatch_is_refused(tmp_path: Path) -> None:
+    Cache.create(tmp_path, PreprocessConfig(size=224))
+    with pytest.raises(CacheConfigMismatch, match="size: 224 != 112"):
+        Cache.create(tmp_path, PreprocessConfig(size=112))
+    with pytest.raises(CacheConfigMismatch, match="preprocess the videos again"):
+        Cache.open(tmp_path, expect_hash=PreprocessConfig(size=112).hash)
+
+
+def test_refuses_foreign_nonempty_folder(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not a forensight cache"):
+        Cache.create(tmp_path, PreprocessConfig())
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_open_missing_cache_is_clear(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="forensight preprocess"):
+        Cache.open(tmp_path)
+
+
+def test_failed_write_leaves_no_partial_entry(tmp_path: Path) -> None:
+    cache = Cache.create(tmp_path, PreprocessConfig(regions=("full",), size=8))
+    with pytest.raises(ValueError, match="uint8"):
+        cache.write_entry(_record(), _arrays(), {"full": np.zeros((4, 8, 8, 3), np.float32)}, {})
+    assert not cache.is_done("synthetic/original/c23/000")
+    assert list((tmp_path / "entries").iterdir()) == []
+
+
+def test_leftover_tmp_dirs_are_cleaned_and_ignored(tmp_path: Path) -> None:
+    cache = Cache.create(tmp_path, PreprocessConfig(regions=("full",), size=8))
+    junk = tmp_path / "entries" / ".tmp-synthetic__original__c23__000-abc"
+    junk.mkdir()
+    (junk / "indices.npy").write_bytes(b"half")
+    assert cache.rows() == []
+    assert cache.clean_partial() == 1 and not junk.exists()
+
+
+def test_manifest_rows_and_failure_then_success(tmp_path: Path) -> None:
+    cache = Cache.create(tmp_path, PreprocessConfig(regions=("full",), size=8))
+    rec = _record("001", 1, "Face2Face")
+    cache.write_failure(rec, "no_face", "no face found in 32 frames")
+    cache.write_manifest()
+    text = (tmp_path / "manifest.csv").read_text()
+    assert "failed,no_face" in text and "synthetic/Face2Face/c23/001" in text
+    assert "no_face" in (tmp_path / "preprocess.log").read_text()
+    with pytest.raises(KeyError, match="no face found"):
+        cache.load(rec.video_id)
+    cache.write_entry(rec, _arrays(), {"full": np.zeros((4, 8, 8, 3), np.uint8)}, {"num_frames": 4})
+    rows = cache.rows()
+    assert len(rows) == 1 and rows[0]["status"] == "ok" and rows[0]["label"] == 1
+    assert not cache.is_failed(rec.video_id)
+    meta = json.loads((tmp_path / "cache.json").read_text())
+    assert meta["config_hash"] == cache.config.hash
+
+
+def test_config_hash_is_stable_and_sensitive() -> None:
+    a, b = PreprocessConfig(), PreprocessConfig()
+    assert a.hash == b.hash and len(a.hash) == 12
+    assert PreprocessConfig(regions=("full",)).hash != a.hash
+    assert PreprocessConfig.from_dict(a.to_dict()) == a
+    with pytest.raises(ValueError, match="unknown PreprocessConfig field"):
+        PreprocessConfig.from_dict({"sizee": 3})
+    with pytest.raises(ValueError, match="regions"):
+        PreprocessConfig(regions=("nose",))
