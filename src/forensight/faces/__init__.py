@@ -1,0 +1,67 @@
+"""Faces: detection, 68-point landmarks and tracking of one subject through sampled frames.
+
+Typical use for one video (frames: uint8 ``(T, H, W, 3)`` RGB, native resolution)::
+
+    det = get_detector(cfg.detector)
+    lmk = get_landmark_predictor()
+    dets = []
+    for frame in frames:
+        boxes, scores = detect_downscaled(det, frame, cfg.detect_max_side)
+        dets.append((boxes, scores, lmk.predict_many(frame, boxes)))
+    track = build_track(dets, cfg.smooth_window)  # PreprocessError("no_face") if none
+"""
+
+from forensight.faces.detectors import (
+    DETECTOR_NAMES,
+    DlibCnnDetector,
+    DlibHogDetector,
+    FaceDetector,
+    HaarDetector,
+    detect_downscaled,
+    get_detector,
+    model_path,
+)
+from forensight.faces.landmarks import (
+    EYES_AND_BROWS,
+    JAW,
+    LEFT_BROW,
+    LEFT_EYE,
+    LIPFORENSICS_STABLE_POINTS,
+    MOUTH,
+    MOUTH_INNER,
+    MOUTH_OUTER,
+    NOSE,
+    RIGHT_BROW,
+    RIGHT_EYE,
+    LandmarkPredictor,
+    get_landmark_predictor,
+)
+from forensight.faces.tracking import build_track, interpolate_missing, link_detections, smooth_sequence
+
+__all__ = [
+    "DETECTOR_NAMES",
+    "EYES_AND_BROWS",
+    "JAW",
+    "LEFT_BROW",
+    "LEFT_EYE",
+    "LIPFORENSICS_STABLE_POINTS",
+    "MOUTH",
+    "MOUTH_INNER",
+    "MOUTH_OUTER",
+    "NOSE",
+    "RIGHT_BROW",
+    "RIGHT_EYE",
+    "DlibCnnDetector",
+    "DlibHogDetector",
+    "FaceDetector",
+    "HaarDetector",
+    "LandmarkPredictor",
+    "build_track",
+    "detect_downscaled",
+    "get_detector",
+    "get_landmark_predictor",
+    "interpolate_missing",
+    "link_detections",
+    "model_path",
+    "smooth_sequence",
+]

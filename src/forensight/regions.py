@@ -1,0 +1,453 @@
+"""Face-region geometry from 68-point landmarks, native-resolution crops, LipForensics lips.
+
+Coordinates. Landmarks are ``(x, y)`` pixel *centres* (pixel ``i`` is centred on ``i``); boxes
+``(x0, y0, x1, y1)`` are pixel *edges* (pixel ``i`` spans ``[i, i + 1)``; a detector box of
+columns 10..19 is ``x0 = 10, x1 = 20``). Boxes built from landmarks add the half-pixel shift.
+
+Regions (``cfg.regions``; every crop is square, uint8 RGB ``(size, size, 3)``, cut from the
+native-resolution frame and resized with ``cv2.INTER_AREA`` when shrinking, ``cv2.INTER_CUBIC``
+when enlarging):
+
+* ``frame``: the whole frame resized to ``size x size``. The aspect ratio is **not** kept (a
+  16:9 frame is squeezed horizontally); nothing is padded or cut away.
+* ``full``: the detector's face box made square around its centre (side = longer box side) and
+  expanded by ``cfg.face_margin`` of that side on each side.
+* ``eyes``: square around the bounding box of brows and eyes (landmarks 17-26, 36-47); side =
+  the longer side of that bounding box + ``2 * EYES_MARGIN * iod``.
+* ``mouth``: square around the bounding box of the mouth (48-67); side = its longer side +
+  ``2 * MOUTH_MARGIN * iod`` (enough to include the philtrum and the top of the chin).
+
+``iod`` is the inter-ocular distance (between the centres of landmarks 36-41 and 42-47), so the
+eyes and mouth boxes scale with the face rather than being fixed pixel windows.
+
+Borders. A box reaching past the frame is **padded with black** (zeros); it is never shifted or
+shrunk to fit, so a region always shows the same part of the face at the same place.
+
+Lips (``"lips"``, LipForensics / mpc001 lip-reading geometry; see :func:`align_lips`): the
+frame is mapped by a similarity transform estimated from landmarks 33, 36, 39, 42, 45 (smoothed
+over 12 frames, :func:`smooth_lips_landmarks`) onto the same points of the 20-words mean face
+in a 256x256 reference frame, and a 96x96 grayscale patch is cut around the transformed mouth.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from importlib import resources
+
+import cv2
+import numpy as np
+
+from forensight.config import PreprocessConfig
+from forensight.faces.landmarks import EYES_AND_BROWS, LEFT_EYE, LIPFORENSICS_STABLE_POINTS, MOUTH, RIGHT_EYE
+from forensight.records import FaceTrack
+
+__all__ = [
+    "CROP_REGIONS",
+    "EYES_MARGIN",
+    "LIPS_REFERENCE_SIZE",
+    "MOUTH_MARGIN",
+    "align_lips",
+    "crop_box",
+    "crop_lips",
+    "crop_regions",
+    "crop_track_regions",
+    "lips_transform",
+    "mean_face",
+    "region_box",
+    "similarity_transform",
+    "smooth_lips_landmarks",
+]
+
+#: Regions cut as RGB boxes (everything but the aligned "lips").
+CROP_REGIONS = ("frame", "full", "eyes", "mouth")
+#: Margin of the eyes box on each side, as a fraction of the inter-ocular distance.
+EYES_MARGIN = 0.15
+#: Margin of the mouth box on each side, as a fraction of the inter-ocular distance.
+MOUTH_MARGIN = 0.3
+#: Side of the mean-face reference frame of the lips alignment (LipForensics ``STD_SIZE``).
+LIPS_REFERENCE_SIZE = 256
+#: Largest crop canvas (pixels) crop_box will allocate before refusing a runaway box.
+_MAX_CANVAS_PIXELS = 64_000_000
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def _square(cx: float, cy: float, side: float) -> np.ndarray:
+    h = side / 2.0
+    return np.array([cx - h, cy - h, cx + h, cy + h], np.float32)
+
+
+def _iod(landmarks: np.ndarray) -> float:
+    right = landmarks[list(RIGHT_EYE)].mean(axis=0)
+    left = landmarks[list(LEFT_EYE)].mean(axis=0)
+    return float(np.linalg.norm(left - right))
+
+
+def _landmark_square(points: np.ndarray, margin: float) -> np.ndarray:
+    lo = points.min(axis=0) + 0.5  # pixel centres → edge coordinates
+    hi = points.max(axis=0) + 0.5
+    side = float(max(hi - lo)) + 2.0 * margin
+    c = (lo + hi) / 2.0
+    return _square(float(c[0]), float(c[1]), max(side, 1.0))
+
+
+def region_box(
+    region: str,
+    landmarks: np.ndarray,
+    face_box: np.ndarray,
+    frame_shape: Sequence[int],
+    cfg: PreprocessConfig,
+) -> np.ndarray:
+    """Square box of ``region`` in native pixels.
+
+    Args:
+        region: "frame", "full", "eyes" or "mouth" (for "lips" use :func:`align_lips`).
+        landmarks: float ``(68, 2)`` iBUG landmarks, native pixels.
+        face_box: ``(4,)`` detector box ``(x0, y0, x1, y1)``, native pixels.
+        frame_shape: ``(H, W, ...)`` of the native frame.
+        cfg: supplies ``face_margin`` for "full".
+
+    Returns:
+        float32 ``(4,)`` ``(x0, y0, x1, y1)``; square except for "frame" (= ``(0, 0, W, H)``).
+        It may reach past the frame (see :func:`crop_box`).
+    """
+    lm = np.asarray(landmarks, np.float64).reshape(68, 2)
+    if region == "frame":
+        h, w = int(frame_shape[0]), int(frame_shape[1])
+        return np.array([0, 0, w, h], np.float32)
+    if region == "full":
+        x0, y0, x1, y1 = (float(v) for v in np.asarray(face_box, np.float64).reshape(4))
+        side = max(x1 - x0, y1 - y0) * (1.0 + 2.0 * cfg.face_margin)
+        return _square((x0 + x1) / 2.0, (y0 + y1) / 2.0, max(side, 1.0))
+    if region == "eyes":
+        return _landmark_square(lm[list(EYES_AND_BROWS)], EYES_MARGIN * _iod(lm))
+    if region == "mouth":
+        return _landmark_square(lm[list(MOUTH)], MOUTH_MARGIN * _iod(lm))
+    if region == "lips":
+        raise ValueError("the 'lips' region is an aligned crop, not a box: use align_lips / crop_lips")
+    raise ValueError(f"unknown region {region!r}; choose one of {list(CROP_REGIONS)} or 'lips'")
+
+
+def crop_box(frame: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
+    """Cut ``box`` out of ``frame`` and resize it to ``size x size``.
+
+    The box is snapped to whole pixels (``x0`` rounded, width ``round(x1 - x0)``, same for y).
+    Parts of the box outside the frame are filled with zeros (black): the box is never shifted
+    or clipped to fit. Shrinking uses ``cv2.INTER_AREA``; enlarging (either side smaller than
+    ``size``) uses ``cv2.INTER_CUBIC``. A non-square box is stretched to the square output.
+
+    Args:
+        frame: uint8 ``(H, W, C)`` native-resolution frame (normally RGB, C = 3).
+        box: ``(x0, y0, x1, y1)`` pixel-edge box.
+        size: output side in pixels.
+
+    Returns:
+        uint8 ``(size, size, C)``.
+    """
+    frame = np.asarray(frame)
+    if frame.ndim != 3:
+        raise ValueError(f"expected a (H, W, C) frame, got shape {frame.shape}")
+    fh, fw, ch = frame.shape
+    x0, y0, x1, y1 = (float(v) for v in np.asarray(box, np.float64).reshape(4))
+    if not np.isfinite([x0, y0, x1, y1]).all():
+        raise ValueError(f"box has non-finite coordinates: {box}")
+    ix0, iy0 = int(np.floor(x0 + 0.5)), int(np.floor(y0 + 0.5))
+    w, h = max(1, round(x1 - x0)), max(1, round(y1 - y0))
+    ix1, iy1 = ix0 + w, iy0 + h
+    if ix0 >= 0 and iy0 >= 0 and ix1 <= fw and iy1 <= fh:
+        patch = frame[iy0:iy1, ix0:ix1]
+    else:
+        if w * h > _MAX_CANVAS_PIXELS:
+            raise ValueError(f"box {box} ({w}x{h} px) is far larger than the {fw}x{fh} frame")
+        patch = np.zeros((h, w, ch), frame.dtype)
+        sx0, sy0, sx1, sy1 = max(ix0, 0), max(iy0, 0), min(ix1, fw), min(iy1, fh)
+        if sx1 > sx0 and sy1 > sy0:
+            patch[sy0 - iy0 : sy1 - iy0, sx0 - ix0 : sx1 - ix0] = frame[sy0:sy1, sx0:sx1]
+    if w == size and h == size:
+        return np.ascontiguousarray(patch)
+    interp = cv2.INTER_AREA if (w >= size and h >= size) else cv2.INTER_CUBIC
+    out = cv2.resize(np.ascontiguousarray(patch), (size, size), interpolation=interp)
+    return out.reshape(size, size, ch)
+
+
+def crop_regions(
+    frame: np.ndarray, landmarks: np.ndarray, face_box: np.ndarray, cfg: PreprocessConfig
+) -> dict[str, np.ndarray]:
+    """Every region of ``cfg.regions`` except "lips", as uint8 ``(cfg.size, cfg.size, 3)`` crops.
+
+    Args:
+        frame: uint8 RGB ``(H, W, 3)`` native-resolution frame.
+        landmarks: ``(68, 2)`` landmarks of the subject in that frame.
+        face_box: ``(4,)`` face box of the subject in that frame.
+        cfg: the preprocessing config (regions, size, face_margin).
+    """
+    out: dict[str, np.ndarray] = {}
+    for region in cfg.regions:
+        if region == "lips":
+            continue
+        box = region_box(region, landmarks, face_box, frame.shape, cfg)
+        out[region] = crop_box(frame, box, cfg.size)
+    return out
+
+
+# --------------------------------------------------------------------------- lips
+
+
+@functools.lru_cache(maxsize=1)
+def mean_face() -> np.ndarray:
+    """The LipForensics / mpc001 20-words mean face: float64 ``(68, 2)`` in a 256x256 frame."""
+    ref = resources.files("forensight").joinpath("resources/20words_mean_face.npy")
+    with ref.open("rb") as fh:
+        arr = np.load(fh)
+    arr = np.asarray(arr, np.float64)
+    if arr.shape != (68, 2):
+        raise ValueError(f"20words_mean_face.npy has shape {arr.shape}, expected (68, 2)")
+    arr.setflags(write=False)
+    return arr
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, translation) mapping ``src`` → ``dst``.
+
+    Closed form of Umeyama's estimate without reflection (the same solution as
+    ``skimage.transform.SimilarityTransform.estimate``).
+
+    Args:
+        src, dst: float ``(N, 2)`` corresponding points, N >= 2.
+
+    Returns:
+        float64 ``(2, 3)`` matrix ``M`` with ``dst ≈ src @ M[:, :2].T + M[:, 2]``.
+    """
+    src = np.asarray(src, np.float64)
+    dst = np.asarray(dst, np.float64)
+    ms, md = src.mean(axis=0), dst.mean(axis=0)
+    s, d = src - ms, dst - md
+    denom = float((s**2).sum())
+    if denom <= 0:
+        raise ValueError("similarity_transform: the source points coincide")
+    a = float((s[:, 0] * d[:, 0] + s[:, 1] * d[:, 1]).sum()) / denom
+    b = float((s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum()) / denom
+    rot = np.array([[a, -b], [b, a]])
+    t = md - rot @ ms
+    return np.concatenate([rot, t[:, None]], axis=1)
+
+
+def lips_transform(smoothed_landmarks: np.ndarray) -> np.ndarray:
+    """Similarity ``(2, 3)`` from frame pixels to the 256x256 mean-face frame.
+
+    Estimated from landmarks 33, 36, 39, 42, 45 (nose tip, eye corners) of ``smoothed_landmarks``
+    ``(68, 2)`` onto the same points of :func:`mean_face`.
+    """
+    lm = np.asarray(smoothed_landmarks, np.float64).reshape(68, 2)
+    idx = list(LIPFORENSICS_STABLE_POINTS)
+    return similarity_transform(lm[idx], mean_face()[idx])
+
+
+def smooth_lips_landmarks(
+    landmarks: np.ndarray, window: int = 12, frame_indices: np.ndarray | None = None
+) -> np.ndarray:
+    """Temporal landmark smoothing of the LipForensics mouth alignment.
+
+    ``out[t]`` is the plain mean of ``window`` consecutive frames, centred on ``t`` (frames
+    ``t - window // 2 .. t + (window - 1) // 2``, i.e. ``t-6 .. t+5`` for 12). Near the ends
+    the window keeps its full length and slides inside the sequence (frames ``0 .. window-1``
+    for the first frames, the last ``window`` frames for the last ones); a sequence shorter
+    than ``window`` is averaged whole.
+
+    Deliberate difference from the official code (LipForensics ``crop_mouths.py``, taken from
+    mpc001's ``crop_mouth_from_video.py``): its deque loop averages frames ``t .. t+window-1``
+    for frame ``t`` (a *forward* window centred half a window later, so the alignment leads the
+    motion by ~5.5 frames), reuses the transform of the last full window for the final
+    ``window - 1`` frames, and fails (``trans`` undefined) on sequences shorter than ``window``.
+    Here ``out[t]`` equals the official smoothed landmarks of frame
+    ``clip(t - window // 2, 0, T - window)``: identical windows, but centred; the first and last
+    frames get exactly the official first / last window.
+
+    Args:
+        landmarks: float ``(T, 68, 2)`` per-frame landmarks (gaps already filled).
+        window: frames per window (>= 1; official 12).
+        frame_indices: optional int ``(T,)`` source frame numbers; when given, each run of
+            consecutive numbers (e.g. each 25-frame clip) is smoothed on its own so frames
+            that are not neighbours in the video are never averaged together.
+
+    Returns:
+        float64 ``(T, 68, 2)``.
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    lm = np.asarray(landmarks, np.float64)
+    t_len = lm.shape[0]
+    if t_len == 0:
+        return lm.copy()
+    if frame_indices is not None:
+        idx = np.asarray(frame_indices).reshape(-1)
+        if len(idx) != t_len:
+            raise ValueError(f"frame_indices has {len(idx)} entries for {t_len} frames")
+        breaks = np.nonzero(np.diff(idx) != 1)[0] + 1
+        if len(breaks):
+            parts = np.split(np.arange(t_len), breaks)
+            out = np.empty_like(lm)
+            for part in parts:
+                out[part] = smooth_lips_landmarks(lm[part], window)
+            return out
+    if t_len <= window:
+        return np.broadcast_to(lm.mean(axis=0), lm.shape).copy()
+    starts = np.clip(np.arange(t_len) - window // 2, 0, t_len - window)
+    csum = np.concatenate([np.zeros((1, *lm.shape[1:])), np.cumsum(lm, axis=0)], axis=0)
+    means = (csum[window:] - csum[:-window]) / window  # means[s] = mean(lm[s : s + window])
+    return means[starts]
+
+
+def _lips_matrix(
+    smoothed_landmarks: np.ndarray, center_landmarks: np.ndarray | None, size: int
+) -> np.ndarray:
+    """The single (2, 3) affine from frame pixels straight into the ``size x size`` patch."""
+    if not 1 <= size <= LIPS_REFERENCE_SIZE:
+        raise ValueError(f"lips size must be in [1, {LIPS_REFERENCE_SIZE}], got {size}")
+    m = lips_transform(smoothed_landmarks)
+    src = smoothed_landmarks if center_landmarks is None else center_landmarks
+    mouth = np.asarray(src, np.float64).reshape(68, 2)[list(MOUTH)]
+    centre = mouth.mean(axis=0) @ m[:, :2].T + m[:, 2]  # in the 256x256 reference frame
+    # Integer-aligned patch as in the official cut_patch, clamped inside the reference frame.
+    origin = np.round(centre) - size // 2
+    origin = np.clip(origin, 0, LIPS_REFERENCE_SIZE - size)
+    out = m.copy()
+    out[:, 2] -= origin
+    return out
+
+
+def align_lips(
+    frame_rgb: np.ndarray,
+    smoothed_landmarks: np.ndarray,
+    size: int = 96,
+    *,
+    center_landmarks: np.ndarray | None = None,
+) -> np.ndarray:
+    """LipForensics-aligned grayscale mouth crop.
+
+    Geometry (as the official LipForensics / mpc001 preprocessing): the similarity transform
+    :func:`lips_transform` maps the frame onto the 256x256 mean-face frame; a ``size x size``
+    patch whose top-left corner is ``round(c) - size // 2`` is cut there, ``c`` being the mean
+    of mouth landmarks 48-67 mapped by the same transform.
+
+    Implementation: the transform and the patch offset are composed into one affine and a
+    single ``cv2.warpAffine`` (bilinear, zero border) renders the patch straight from the
+    native frame — the 256x256 image is never built (~0.1 ms at 1280x720). It matches the
+    two-step official route (skimage warp to 256x256 order 1, zero border, then cut) to well
+    under one grey level on average. Like the official warp it has no anti-aliasing prefilter:
+    a face much larger than the mean face (inter-ocular distance above ~2x its 54 px) is point-
+    sampled bilinearly, not averaged.
+
+    Colour: the RGB patch is warped first and then converted to gray (ITU-R 601 weights,
+    ``cv2.COLOR_RGB2GRAY``), the official order (its crops are saved in colour and converted by
+    PIL ``convert("L")`` when loaded). The official warp truncates to uint8 (``astype``) where
+    ``cv2`` rounds: values may differ by one grey level.
+
+    Border: if ``c`` lies less than ``size / 2`` from the edge of the 256 frame, the patch is
+    moved (clamped) to lie inside it, as the official ``cut_patch`` effectively does (its
+    "too much bias" exceptions are tested only after clamping and never fire). Frame content
+    outside the native frame is black.
+
+    Args:
+        frame_rgb: uint8 ``(H, W, 3)`` RGB native-resolution frame.
+        smoothed_landmarks: float ``(68, 2)`` landmarks of this frame after
+            :func:`smooth_lips_landmarks`; they define the transform.
+        size: patch side (official 96; the data loader centre-crops 88).
+        center_landmarks: landmarks ``(68, 2)`` whose mouth points place the patch. The
+            official code uses the frame's *unsmoothed* landmarks here; default (None) uses
+            ``smoothed_landmarks``.
+
+    Returns:
+        uint8 ``(size, size)`` grayscale.
+    """
+    frame_rgb = np.ascontiguousarray(frame_rgb)
+    if frame_rgb.dtype != np.uint8 or frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3:
+        raise ValueError(f"expected an RGB uint8 frame (H, W, 3), got {frame_rgb.dtype} {frame_rgb.shape}")
+    m = _lips_matrix(smoothed_landmarks, center_landmarks, size)
+    patch = cv2.warpAffine(
+        frame_rgb, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
+    return cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY)
+
+
+def crop_lips(
+    frames: np.ndarray,
+    landmarks: np.ndarray,
+    *,
+    window: int = 12,
+    size: int = 96,
+    frame_indices: np.ndarray | None = None,
+    center_on: str = "raw",
+) -> np.ndarray:
+    """LipForensics mouth clips for a frame sequence.
+
+    Args:
+        frames: uint8 ``(T, H, W, 3)`` RGB consecutive frames (native resolution).
+        landmarks: float ``(T, 68, 2)`` landmarks (gaps filled), not yet lips-smoothed.
+        window: :func:`smooth_lips_landmarks` window (official 12).
+        size: patch side (official 96).
+        frame_indices: source frame numbers, to smooth each consecutive run separately.
+        center_on: "raw" (official: the patch is placed with the frame's own landmarks) or
+            "smoothed" (placed with the smoothed landmarks; steadier).
+
+    Returns:
+        uint8 ``(T, size, size)`` grayscale.
+    """
+    if center_on not in ("raw", "smoothed"):
+        raise ValueError(f"center_on must be 'raw' or 'smoothed', got {center_on!r}")
+    lm = np.asarray(landmarks, np.float64)
+    if len(frames) != len(lm):
+        raise ValueError(f"{len(frames)} frames but {len(lm)} landmark sets")
+    smoothed = smooth_lips_landmarks(lm, window, frame_indices)
+    out = np.empty((len(lm), size, size), np.uint8)
+    for t in range(len(lm)):
+        out[t] = align_lips(
+            frames[t], smoothed[t], size, center_landmarks=lm[t] if center_on == "raw" else None
+        )
+    return out
+
+
+def crop_track_regions(
+    frames: np.ndarray,
+    track: FaceTrack,
+    cfg: PreprocessConfig,
+    frame_indices: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """All regions of ``cfg.regions`` for a whole face track.
+
+    Args:
+        frames: uint8 ``(T, H, W, 3)`` RGB native-resolution sampled frames.
+        track: the subject's :class:`~forensight.records.FaceTrack` over those frames.
+        cfg: preprocessing config.
+        frame_indices: source frame numbers of ``frames`` (used by the lips smoothing so that
+            only consecutive frames are averaged).
+
+    The lips use ``track.raw_landmarks`` (gap-filled, unsmoothed) when present, else
+    ``track.landmarks``, smoothed by :func:`smooth_lips_landmarks` and centred on the raw ones
+    (the official geometry, see :func:`crop_lips`).
+
+    Returns:
+        ``{region: uint8 (T, size, size, 3)}`` for frame/full/eyes/mouth and, if requested,
+        ``{"lips": uint8 (T, lips_size, lips_size)}``.
+    """
+    t_len = len(track)
+    if len(frames) != t_len:
+        raise ValueError(f"{len(frames)} frames but the track has {t_len}")
+    out: dict[str, np.ndarray] = {
+        r: np.empty((t_len, cfg.size, cfg.size, 3), np.uint8) for r in cfg.regions if r != "lips"
+    }
+    for t in range(t_len):
+        for region, crop in crop_regions(frames[t], track.landmarks[t], track.boxes[t], cfg).items():
+            out[region][t] = crop
+    if "lips" in cfg.regions:
+        raw = track.raw_landmarks if track.raw_landmarks is not None else track.landmarks
+        out["lips"] = crop_lips(
+            frames,
+            raw,
+            window=cfg.lips_smooth_window,
+            size=cfg.lips_size,
+            frame_indices=frame_indices,
+        )
+    return {r: out[r] for r in cfg.regions}
