@@ -126,6 +126,27 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(a: argparse.Namespace) -> int:
+    from forensight.study import format_cells, run_study
+
+    over = {k: v for k, v in {"max_epochs": a.epochs, "patience": a.patience, "batch_size": a.batch_size,
+                              "lr": a.lr, "accelerator": a.accelerator, "devices": a.devices}.items()
+            if v is not None}
+    res = run_study(a.cache, a.out, regions=tuple(a.regions), heads=tuple(a.heads), family=a.family,
+                    seeds=tuple(a.seeds), train_overrides=over, n_bootstrap=a.bootstrap, progress=not a.quiet)
+    print(format_cells(res.cells))
+    print(f"wrote {res.table_md}, {res.table_csv}, {res.plot}  [{res.seconds:.0f} s]")
+    return 0
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from forensight.demo import DemoConfig, run_demo
+
+    cfg = DemoConfig(pairs=a.pairs, epochs=a.epochs, workers=a.workers)
+    run_demo(a.out, cfg, study=not a.no_study, progress=not a.quiet)
+    return 0
+
+
 def cmd_models(a: argparse.Namespace) -> int:
     from forensight.models.registry import get_model_config, list_models
 
@@ -220,6 +241,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("study", help="regions x {control, attention} on one cache: train, evaluate, compare")
+    s.add_argument("--cache", type=Path, required=True)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--regions", type=_csv_list, default=["frame", "full", "eyes", "mouth"])
+    s.add_argument("--heads", type=_csv_list, default=["control", "attention"])
+    s.add_argument("--family", default="region_mobile",
+                   help="preset family: region_b1 (published, GPU), region_mobile (CPU), region_tiny (tests)")
+    s.add_argument("--seeds", type=lambda t: [int(v) for v in _csv_list(t)], default=[0])
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--patience", type=int)
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--lr", type=float)
+    s.add_argument("--accelerator")
+    s.add_argument("--devices", type=lambda v: v if v == "auto" else int(v))
+    s.add_argument("--bootstrap", type=int, default=1000)
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_study)
+
+    s = sub.add_parser("demo", help="the whole loop on built-in synthetic data: synth, preprocess, study")
+    s.add_argument("--out", type=Path, default=Path("forensight_demo"))
+    s.add_argument("--pairs", type=int, default=20)
+    s.add_argument("--epochs", type=int, default=12)
+    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--no-study", action="store_true", help="stop after preprocessing")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("models", help="list model presets")
     s.set_defaults(func=cmd_models)

@@ -78,8 +78,9 @@ class PreprocessConfig:
             OpenCV cascade) or "dlib_cnn" (MMOD, slow on CPU).
         detect_max_side: frames are downscaled so their longer side is at most this many
             pixels for detection; boxes are mapped back to native pixels.
-        smooth_window: frames in the temporal smoothing window of boxes and landmarks
-            (odd; 1 = no smoothing).
+        smooth_window: source-video frames in the centred temporal smoothing window of boxes and
+            landmarks (odd; 1 = none). With sparse sampling it covers fewer samples (see
+            ``preprocess.effective_smooth_window``), so distant samples are never averaged.
     Regions (cut from the native-resolution frame, resized with area / cubic interpolation):
         regions: any of "frame", "full", "eyes", "mouth", "lips".
         size: output side in pixels of frame/full/eyes/mouth crops (square).
@@ -125,6 +126,8 @@ class PreprocessConfig:
                      "smooth_window", "lips_smooth_window", "max_side", "max_sampled_frames", "min_frames"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.smooth_window % 2 == 0:
+            raise ValueError(f"smooth_window must be odd (a centred window), got {self.smooth_window}")
         if self.max_frames < 0 or self.max_clips < 0:
             raise ValueError("max_frames and max_clips must be >= 0 (0 = no cap)")
         if not 0 <= self.face_margin <= 2:

@@ -109,8 +109,9 @@ def _track_and_crop_frames(
     return nums, times, dets, kept
 
 
-def _crop_all(frames: Iterable[np.ndarray], track: FaceTrack, lips_landmarks: np.ndarray | None,
+def _crop_all(frames: Iterable[np.ndarray], track: FaceTrack, lips: tuple[np.ndarray, np.ndarray] | None,
               cfg: PreprocessConfig, timer: _Timer) -> dict[str, np.ndarray]:
+    """Pass 2: every region of every frame; ``lips`` = (smoothed, raw) landmarks for alignment."""
     from forensight.regions import align_lips, crop_regions
 
     out: dict[str, list[np.ndarray]] = {r: [] for r in cfg.regions}
@@ -120,10 +121,39 @@ def _crop_all(frames: Iterable[np.ndarray], track: FaceTrack, lips_landmarks: np
         crops = crop_regions(rgb, track.landmarks[i], track.boxes[i], cfg)
         for name, crop in crops.items():
             out[name].append(crop)
-        if lips_landmarks is not None:
-            out["lips"].append(align_lips(rgb, lips_landmarks[i], cfg.lips_size)[..., None])
+        if lips is not None:
+            # official geometry: transform from smoothed landmarks, patch centred on this frame's own
+            out["lips"].append(align_lips(rgb, lips[0][i], cfg.lips_size, center_landmarks=lips[1][i])[..., None])
         t = timer.add("crop", t)
     return {k: np.stack(v) for k, v in out.items()}
+
+
+def effective_smooth_window(window: int, frame_indices: np.ndarray) -> int:
+    """The track-smoothing window in SAMPLES for a window of ``window`` source frames.
+
+    Smoothing removes detector jitter between neighbouring frames; when the samples lie several
+    frames apart (linear sampling) the same window covers fewer samples, down to 1 (none), so
+    real head motion between distant samples is never averaged away. Always odd.
+    """
+    if frame_indices.size < 2:
+        return 1
+    gap = float(np.median(np.diff(frame_indices)))
+    n = int(window / max(gap, 1.0))
+    return max(1, n if n % 2 else n - 1)
+
+
+def _track(dets: list[Any], nums: list[int], cfg: PreprocessConfig) -> tuple[FaceTrack, Any]:
+    from forensight.faces.tracking import build_track
+
+    idx = np.asarray(nums, np.int64)
+    track = build_track(dets, effective_smooth_window(cfg.smooth_window, idx))
+    lips = None
+    if "lips" in cfg.regions:
+        from forensight.regions import smooth_lips_landmarks
+
+        raw = track.raw_landmarks if track.raw_landmarks is not None else track.landmarks
+        lips = (smooth_lips_landmarks(raw, cfg.lips_smooth_window, frame_indices=idx), raw)
+    return track, lips
 
 
 def process_video(record: VideoRecord, cfg: PreprocessConfig, buffer_mb: float = 768.0,
@@ -141,20 +171,12 @@ def process_video(record: VideoRecord, cfg: PreprocessConfig, buffer_mb: float =
         iter_frames(record.path, wanted, index=idx, threads=threads), cfg, keep, timer)
 
     t = time.perf_counter()
-    from forensight.faces.tracking import build_track
-
-    track = build_track(dets, cfg.smooth_window)
-    lips_lm = None
-    if "lips" in cfg.regions:
-        from forensight.regions import smooth_lips_landmarks
-
-        raw = track.raw_landmarks if track.raw_landmarks is not None else track.landmarks
-        lips_lm = smooth_lips_landmarks(raw, cfg.lips_smooth_window)
+    track, lips = _track(dets, nums, cfg)
     timer.add("track", t)
 
     frames: Iterable[np.ndarray] = kept if keep else (f for _, _, f in iter_frames(
         record.path, np.asarray(nums), index=idx, threads=threads))
-    regions = _crop_all(frames, track, lips_lm, cfg, timer)
+    regions = _crop_all(frames, track, lips, cfg, timer)
     return ProcessedVideo(record=record, index=idx, frames_idx=np.asarray(nums, np.int64),
                           timestamps=np.asarray(times, np.float64), track=track, regions=regions,
                           timings=timings)
@@ -164,17 +186,9 @@ def process_frames(frames: SampledFrames, cfg: PreprocessConfig) -> tuple[FaceTr
     """Preprocess frames already in memory (uint8 (T,H,W,3) RGB): the face track and region crops."""
     timer = _Timer({})
     items = zip(frames.indices.tolist(), frames.timestamps.tolist(), frames.frames)
-    _, _, dets, _ = _track_and_crop_frames(items, cfg, False, timer)
-    from forensight.faces.tracking import build_track
-
-    track = build_track(dets, cfg.smooth_window)
-    lips_lm = None
-    if "lips" in cfg.regions:
-        from forensight.regions import smooth_lips_landmarks
-
-        raw = track.raw_landmarks if track.raw_landmarks is not None else track.landmarks
-        lips_lm = smooth_lips_landmarks(raw, cfg.lips_smooth_window)
-    return track, _crop_all(iter(frames.frames), track, lips_lm, cfg, timer)
+    nums, _, dets, _ = _track_and_crop_frames(items, cfg, False, timer)
+    track, lips = _track(dets, nums, cfg)
+    return track, _crop_all(iter(frames.frames), track, lips, cfg, timer)
 
 
 # ---- many videos ---------------------------------------------------------------------------------
