@@ -1,0 +1,280 @@
+"""Report artefacts: ROC curves, confusion matrices, attention timelines, tables and JSON.
+
+Plots use matplotlib's object API (``Figure`` + Agg canvas) and never touch ``pyplot``'s global
+state or the interactive backend, so they are safe in workers and headless machines. Every
+writer creates missing parent folders and returns the written path.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from forensight.metrics import auc as _auc
+from forensight.metrics import roc_points
+
+__all__ = [
+    "plot_attention_timeline",
+    "plot_confusion",
+    "plot_roc",
+    "plot_roc_multi",
+    "to_jsonable",
+    "write_json",
+    "write_table",
+]
+
+ArrayLike = Sequence[float] | np.ndarray
+
+
+def _new_figure(w: float = 5.0, h: float = 4.5) -> Figure:
+    fig = Figure(figsize=(w, h), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(p, format=p.suffix.lstrip(".") or "png")
+    return p
+
+
+def plot_roc_multi(
+    curves: Mapping[str, tuple[ArrayLike, ArrayLike]], path: str | Path, title: str = "ROC"
+) -> Path:
+    """ROC curves of several models on one plot; legend shows each AUC.
+
+    Args:
+        curves: name -> ``(y (N,), s (N,))`` with labels 0/1 and scores (higher = fake).
+        path: output image (PNG unless the suffix says otherwise).
+    """
+    if not curves:
+        raise ValueError("no curves to plot")
+    fig = _new_figure()
+    ax = fig.add_subplot(1, 1, 1)
+    for name, (y, s) in curves.items():
+        fpr, tpr, _ = roc_points(y, s)
+        ax.plot(fpr, tpr, lw=1.8, label=f"{name} (AUC {_auc(y, s):.3f})")
+    ax.plot([0, 1], [0, 1], ls="--", lw=1, color="grey", label="chance")
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="False positive rate (real called fake)",
+           ylabel="True positive rate (fake detected)", title=title)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_roc(y: ArrayLike, s: ArrayLike, path: str | Path, label: str = "model", title: str = "ROC") -> Path:
+    """ROC curve of one model (see :func:`plot_roc_multi`)."""
+    return plot_roc_multi({label: (y, s)}, path, title=title)
+
+
+def plot_confusion(
+    cm: ArrayLike | Sequence[Sequence[int]],
+    path: str | Path,
+    labels: Sequence[str] = ("real", "fake"),
+    title: str = "Confusion matrix",
+) -> Path:
+    """Confusion matrix ``(2, 2)`` ``[[TN, FP], [FN, TP]]`` (rows true, columns predicted).
+
+    Cells show counts and the percentage of their row.
+    """
+    m = np.asarray(cm, dtype=np.int64)
+    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] != len(labels):
+        raise ValueError(f"expected a {len(labels)}x{len(labels)} matrix, got shape {m.shape}")
+    fig = _new_figure(4.2, 3.8)
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(m, cmap="Blues", vmin=0)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    rows = m.sum(axis=1, keepdims=True)
+    thresh = m.max() / 2.0 if m.size else 0
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            pct = 100.0 * m[i, j] / rows[i, 0] if rows[i, 0] else 0.0
+            ax.text(j, i, f"{m[i, j]}\n{pct:.1f}%", ha="center", va="center",
+                    color="white" if m[i, j] > thresh else "black", fontsize=10)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    return _save(fig, path)
+
+
+def plot_attention_timeline(
+    timestamps_s: ArrayLike,
+    weights: ArrayLike,
+    path: str | Path,
+    scores: ArrayLike | float | tuple[ArrayLike, ArrayLike] | None = None,
+    title: str = "",
+    score_label: str = "P(fake)",
+) -> Path:
+    """Pooling weights over time (bars) with clip scores on a twin axis.
+
+    Args:
+        timestamps_s: ``(T,)`` time of each sampled frame in seconds.
+        weights: ``(T,)`` attention (or uniform) weight of each frame.
+        scores: None; a scalar (one clip/video score, drawn as a horizontal line); ``(T,)``
+            values aligned with ``timestamps_s`` (e.g. each frame's clip score, drawn as a step
+            line); or a pair ``(times_s (K,), values (K,))`` for K clip scores at their own times.
+        score_label: twin-axis label (scores are drawn as given, e.g. probabilities or logits).
+    """
+    t = np.asarray(timestamps_s, dtype=np.float64).reshape(-1)
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if t.shape != w.shape or t.size == 0:
+        raise ValueError(
+            f"timestamps and weights must be non-empty and equally long, got {t.size} and {w.size}"
+        )
+    fig = _new_figure(8.0, 3.2)
+    ax = fig.add_subplot(1, 1, 1)
+    width = 0.8 * float(np.median(np.diff(np.sort(t)))) if t.size > 1 else 0.04
+    width = width if width > 0 else 0.04
+    ax.bar(t, w, width=width, color="tab:blue", alpha=0.75, label="attention weight")
+    ax.set(xlabel="time (s)", ylabel="weight", title=title)
+    ax.set_ylim(0, max(float(w.max()) * 1.15, 1e-6))
+    ax.grid(alpha=0.3, axis="y")
+    if scores is not None:
+        ax2 = ax.twinx()
+        if isinstance(scores, tuple) and len(scores) == 2:
+            st = np.asarray(scores[0], dtype=np.float64).reshape(-1)
+            sv = np.asarray(scores[1], dtype=np.float64).reshape(-1)
+            if st.shape != sv.shape:
+                raise ValueError("score times and values differ in length")
+            ax2.plot(st, sv, "o-", color="tab:red", lw=1.5, label=score_label)
+        elif np.ndim(scores) == 0:
+            ax2.axhline(float(scores), color="tab:red", lw=1.5, label=score_label)  # type: ignore[arg-type]
+        else:
+            sv = np.asarray(scores, dtype=np.float64).reshape(-1)
+            if sv.shape != t.shape:
+                raise ValueError(f"scores must have {t.size} values (one per timestamp), got {sv.size}")
+            ax2.step(t, sv, where="mid", color="tab:red", lw=1.5, label=score_label)
+        lines = ax2.get_lines()
+        vals = np.concatenate([np.asarray(ln.get_ydata(), dtype=np.float64) for ln in lines]) if lines else []
+        if len(vals) and float(np.min(vals)) >= 0.0 and float(np.max(vals)) <= 1.0:
+            ax2.set_ylim(0.0, 1.02)  # probabilities: show the whole scale
+        ax2.set_ylabel(score_label, color="tab:red")
+        ax2.tick_params(axis="y", colors="tab:red")
+        handles = ax.get_legend_handles_labels()
+        h2 = ax2.get_legend_handles_labels()
+        ax.legend(handles[0] + h2[0], handles[1] + h2[1], loc="upper right", fontsize=8)
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------------------------
+# Tables and JSON
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert numpy scalars/arrays, tensors, paths, dataclasses, sets and tuples to JSON types.
+
+    Non-finite floats (NaN, +/-inf) become ``None`` so the output is strict JSON.
+    """
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        obj = float(obj)
+    if obj is None or isinstance(obj, (bool, str, int)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, Path):
+        return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_jsonable(dataclasses.asdict(obj))
+    if isinstance(obj, Mapping):
+        return {str(to_jsonable(k)) if not isinstance(k, str) else k: to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        items = sorted(obj, key=str) if isinstance(obj, (set, frozenset)) else obj
+        return [to_jsonable(v) for v in items]
+    if hasattr(obj, "tolist"):  # torch tensors and similar
+        return to_jsonable(obj.tolist())
+    if hasattr(obj, "item"):
+        return to_jsonable(obj.item())
+    raise TypeError(f"cannot convert {type(obj).__name__} to JSON")
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(obj: Any, path: str | Path, indent: int = 2) -> Path:
+    """Write ``obj`` as strict JSON atomically (temp file in the same folder, then ``os.replace``)."""
+    p = Path(path)
+    _atomic_write_text(p, json.dumps(to_jsonable(obj), indent=indent, allow_nan=False) + "\n")
+    return p
+
+
+def _fmt_md(v: Any, digits: int) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        return "nan" if math.isnan(f) else f"{f:.{digits}f}"
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return "[" + ", ".join(_fmt_md(x, digits) for x in v) + "]"
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def _fmt_csv(v: Any) -> str:
+    v = to_jsonable(v)
+    if v is None:
+        return ""
+    if isinstance(v, (list, dict)):
+        return json.dumps(v)
+    return str(v)
+
+
+def write_table(
+    rows: Sequence[Mapping[str, Any]],
+    path_md: str | Path | None,
+    path_csv: str | Path | None,
+    columns: Sequence[str] | None = None,
+    digits: int = 4,
+) -> str:
+    """Write ``rows`` as a Markdown table (floats to ``digits`` places) and a CSV (full precision).
+
+    Columns are ``columns`` or the union of the rows' keys in order of first appearance; a
+    missing cell is empty. Either path may be None to skip that file. Returns the Markdown text.
+    """
+    cols: list[str] = list(columns) if columns is not None else []
+    if columns is None:
+        for r in rows:
+            cols.extend(k for k in r if k not in cols)
+    header = "| " + " | ".join(_fmt_md(c, digits) for c in cols) + " |"
+    sep = "|" + "|".join("---" for _ in cols) + "|"
+    body = ["| " + " | ".join(_fmt_md(r.get(c), digits) for c in cols) + " |" for r in rows]
+    md = "\n".join([header, sep, *body]) + "\n"
+    if path_md is not None:
+        _atomic_write_text(Path(path_md), md)
+    if path_csv is not None:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(cols)
+        for r in rows:
+            writer.writerow([_fmt_csv(r.get(c)) for c in cols])
+        _atomic_write_text(Path(path_csv), buf.getvalue())
+    return md
