@@ -157,3 +157,4 @@ def test_effective_smooth_window() -> None:
     assert effective_smooth_window(9, np.arange(0, 40, 2)) == 3
     assert effective_smooth_window(5, np.arange(0, 300, 10)) == 1
     assert effective_smooth_window(5, np.array([3])) == 1
+

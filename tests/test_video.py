@@ -165,3 +165,19 @@ def test_write_video_is_atomic_and_validates(tmp_path: Path) -> None:
         write_video(p, [])
     assert not p.exists() and not list(tmp_path.iterdir())
     assert write_video(p, _numbered_frames(3)) == 3 and probe(p).num_frames == 3
+
+
+def test_prefetch_keeps_order_and_reraises() -> None:
+    from forensight.video import prefetch
+
+    assert list(prefetch(iter(range(50)), depth=3)) == list(range(50))
+
+    def broken():  # noqa: ANN202
+        yield 1
+        raise PreprocessError("decode_error", "boom")
+
+    with pytest.raises(PreprocessError, match="boom"):
+        list(prefetch(broken()))
+    gen = prefetch(iter(range(10**6)), depth=2)
+    assert next(gen) == 0
+    gen.close()  # stops the thread without draining the source

@@ -78,6 +78,10 @@ class PreprocessConfig:
             OpenCV cascade) or "dlib_cnn" (MMOD, slow on CPU).
         detect_max_side: frames are downscaled so their longer side is at most this many
             pixels for detection; boxes are mapped back to native pixels.
+        detect_face_px, detect_full_every: between full-frame detections (every
+            ``detect_full_every``-th sampled frame, and after any miss), faces are searched only
+            around the previous frame's faces, scaled so the largest is about ``detect_face_px``
+            pixels (``faces.sequence.SequenceFaceDetector``). 0 = full frame always.
         smooth_window: source-video frames in the centred temporal smoothing window of boxes and
             landmarks (odd; 1 = none). With sparse sampling it covers fewer samples (see
             ``preprocess.effective_smooth_window``), so distant samples are never averaged.
@@ -101,6 +105,8 @@ class PreprocessConfig:
     max_frames: int = 0
     detector: str = "dlib_hog"
     detect_max_side: int = 640
+    detect_face_px: int = 100
+    detect_full_every: int = 16
     smooth_window: int = 5
     regions: tuple[str, ...] = ("frame", "full", "eyes", "mouth")
     size: int = 224
@@ -123,7 +129,7 @@ class PreprocessConfig:
         if len(set(self.regions)) != len(self.regions):
             raise ValueError(f"regions repeat: {list(self.regions)}")
         for name in ("num_frames", "stride", "clip_len", "size", "lips_size", "detect_max_side",
-                     "smooth_window", "lips_smooth_window", "max_side", "max_sampled_frames", "min_frames"):
+                     "smooth_window", "lips_smooth_window", "max_side", "detect_full_every", "max_sampled_frames", "min_frames"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if self.smooth_window % 2 == 0:

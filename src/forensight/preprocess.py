@@ -34,7 +34,7 @@ import numpy as np
 from forensight.cache import Cache
 from forensight.config import PreprocessConfig
 from forensight.records import FaceTrack, PreprocessError, SampledFrames, VideoRecord
-from forensight.video import VideoIndex, index_video, iter_frames, sample_indices
+from forensight.video import VideoIndex, index_video, iter_frames, prefetch, sample_indices
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +85,12 @@ def _track_and_crop_frames(
     frames: Iterable[tuple[int, float, np.ndarray]], cfg: PreprocessConfig, keep: bool, timer: _Timer,
 ) -> tuple[list[int], list[float], list[Any], list[np.ndarray]]:
     """Pass 1: detections + landmarks for every sampled frame; optionally keep the frames."""
-    from forensight.faces.detectors import detect_downscaled, get_detector
+    from forensight.faces.detectors import get_detector
     from forensight.faces.landmarks import get_landmark_predictor
+    from forensight.faces.sequence import SequenceFaceDetector
 
-    detector = get_detector(cfg.detector)
+    detector = SequenceFaceDetector(get_detector(cfg.detector), max_side=cfg.detect_max_side,
+                                    face_px=cfg.detect_face_px, full_every=cfg.detect_full_every)
     predictor = get_landmark_predictor()
     nums: list[int] = []
     times: list[float] = []
@@ -97,7 +99,7 @@ def _track_and_crop_frames(
     t = time.perf_counter()
     for num, ts, rgb in frames:
         t = timer.add("decode", t)
-        boxes, scores = detect_downscaled(detector, rgb, cfg.detect_max_side)
+        boxes, scores = detector.detect(rgb)
         t = timer.add("detect", t)
         lms = predictor.predict_many(rgb, boxes) if len(boxes) else np.zeros((0, 68, 2), np.float32)
         t = timer.add("landmarks", t)
@@ -157,8 +159,12 @@ def _track(dets: list[Any], nums: list[int], cfg: PreprocessConfig) -> tuple[Fac
 
 
 def process_video(record: VideoRecord, cfg: PreprocessConfig, buffer_mb: float = 768.0,
-                  threads: int = 0) -> ProcessedVideo:
-    """Preprocess one video (see the module docstring); raises ``PreprocessError`` on bad input."""
+                  threads: int = 0, overlap: bool = True) -> ProcessedVideo:
+    """Preprocess one video (see the module docstring); raises ``PreprocessError`` on bad input.
+
+    ``threads`` = decoder threads (0 = FFmpeg's choice); ``overlap`` decodes in a background
+    thread while faces are detected (useful when a core is free: one process, or detect).
+    """
     timings: dict[str, float] = {}
     timer = _Timer(timings)
     t0 = time.perf_counter()
@@ -167,8 +173,8 @@ def process_video(record: VideoRecord, cfg: PreprocessConfig, buffer_mb: float =
     timer.add("index", t0)
     frame_mb = idx.info.width * idx.info.height * 3 / 2**20
     keep = wanted.size * frame_mb <= buffer_mb
-    nums, times, dets, kept = _track_and_crop_frames(
-        iter_frames(record.path, wanted, index=idx, threads=threads), cfg, keep, timer)
+    decoded = iter_frames(record.path, wanted, index=idx, threads=threads)
+    nums, times, dets, kept = _track_and_crop_frames(prefetch(decoded) if overlap else decoded, cfg, keep, timer)
 
     t = time.perf_counter()
     track, lips = _track(dets, nums, cfg)
@@ -234,7 +240,7 @@ def _work(args: tuple[VideoRecord, PreprocessConfig, str, float, int]) -> tuple[
     record, cfg, root, buffer_mb, threads = args
     cache = Cache(Path(root), cfg)
     try:
-        pv = process_video(record, cfg, buffer_mb=buffer_mb, threads=threads)
+        pv = process_video(record, cfg, buffer_mb=buffer_mb, threads=threads, overlap=threads != 1)
         t = time.perf_counter()
         cache.write_entry(record, pv.arrays(), pv.regions, pv.meta())
         pv.timings["write"] = time.perf_counter() - t

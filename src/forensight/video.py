@@ -335,3 +335,48 @@ def _as_fraction(fps: float):
     from fractions import Fraction
 
     return Fraction(fps).limit_denominator(1001)
+
+
+def prefetch(items: Iterable, depth: int = 4) -> Iterator:
+    """Iterate ``items`` in a background thread, ``depth`` items ahead.
+
+    Decoding (PyAV) and resizing (OpenCV) release the GIL, so the next frames decode while the
+    caller detects faces in the current one. Exceptions are re-raised in the caller; closing the
+    returned generator stops the thread.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+    done = object()
+
+    def run() -> None:
+        try:
+            for it in items:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", it), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", done))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            q.put(("error", e))
+
+    th = threading.Thread(target=run, name="forensight-prefetch", daemon=True)
+    th.start()
+    try:
+        while True:
+            kind, val = q.get()
+            if kind == "item":
+                yield val
+            elif kind == "error":
+                raise val
+            else:
+                return
+    finally:
+        stop.set()
+        th.join(timeout=5)

@@ -1,0 +1,118 @@
+"""Preprocessing speed on 10 s 1280x720 30 fps H.264 face videos (benchmark, not a test).
+
+Measures in one run:
+  - the decode floor: decoding just the 32 sampled frames to RGB (one pass, keyframe-aware);
+  - the full pipeline per video: index + decode + detection + tracking + landmarks + 4 regions
+    at 224 px + atomic write, with the breakdown by stage;
+  - throughput in videos/minute with 2 worker processes.
+Prints the pipeline/floor ratio (target <= 2x) and videos/minute (target >= 40 on 2 cores).
+
+    python benchmarks/preprocess.py [--videos 8] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from forensight.cache import Cache
+from forensight.config import PreprocessConfig
+from forensight.preprocess import STAGES, process_video, run_preprocess
+from forensight.records import VideoRecord
+from forensight.video import index_video, iter_frames, sample_indices, write_video
+
+
+def make_video(path: Path, seed: int, seconds: float = 10.0, fps: int = 30, size: tuple[int, int] = (1280, 720)) -> None:
+    """A talking-head-like 720p video: the astronaut photo with slow zoom/pan and colour drift."""
+    from skimage.data import astronaut
+
+    img = astronaut()
+    w, h = size
+    rng = np.random.default_rng(seed)
+    ph = rng.uniform(0, 6.28, 3)
+
+    def frames():  # noqa: ANN202
+        for i in range(int(seconds * fps)):
+            s = 2.2 + 0.08 * np.sin(i / 40 + ph[0])
+            tx = w / 2 - s * 190 + 30 * np.sin(i / 55 + ph[1])
+            ty = h / 2 - s * 120 + 15 * np.cos(i / 70 + ph[2])
+            m = np.array([[s, 0, tx], [0, s, ty]], np.float32)
+            f = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            yield np.clip(f.astype(np.int16) + int(8 * np.sin(i / 30)), 0, 255).astype(np.uint8)
+
+    write_video(path, frames(), fps=fps, crf=23)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--videos", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--keep", type=Path, help="keep the generated videos in this folder")
+    a = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="forensight-bench-"))
+    vid_dir = a.keep or work / "videos"
+    vid_dir.mkdir(parents=True, exist_ok=True)
+    cfg = PreprocessConfig()  # 32 linear frames, frame/full/eyes/mouth at 224, dlib HOG at 640 px
+    print(f"machine: {platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores, "
+          f"python {platform.python_version()}")
+    print(f"config {cfg.hash}: sampling={cfg.sampling} frames={cfg.num_frames} regions={cfg.regions} "
+          f"size={cfg.size} detector={cfg.detector}@{cfg.detect_max_side}px")
+    paths = []
+    t = time.perf_counter()
+    for i in range(a.videos):
+        p = vid_dir / f"{i:03d}.mp4"
+        if not p.exists():
+            make_video(p, seed=i)
+        paths.append(p)
+    print(f"generated {a.videos} videos of 10 s 1280x720 30 fps in {time.perf_counter() - t:.1f} s")
+    records = [VideoRecord(path=p, label=0, split="test", dataset="bench", method="original", compression="c23",
+                           name=p.stem) for p in paths]
+
+    # 1. decode floor, single process, 1 decoder thread (as in a worker)
+    floor = []
+    for p in paths:
+        t0 = time.perf_counter()
+        idx = index_video(p)
+        for _ in iter_frames(p, sample_indices(idx.info.num_frames, cfg), index=idx, threads=1):
+            pass
+        floor.append(time.perf_counter() - t0)
+    # 2. full pipeline per video, single process, same conditions
+    cv2.setNumThreads(1)
+    full, stages = [], dict.fromkeys(STAGES, 0.0)
+    cache = Cache.create(work / "cache1", cfg)
+    for r in records:
+        t0 = time.perf_counter()
+        pv = process_video(r, cfg, threads=1)
+        tw = time.perf_counter()
+        cache.write_entry(r, pv.arrays(), pv.regions, pv.meta())
+        pv.timings["write"] = time.perf_counter() - tw
+        full.append(time.perf_counter() - t0)
+        for k, v in pv.timings.items():
+            stages[k] += v
+    f_floor, f_full = float(np.median(floor)), float(np.median(full))
+    print(f"\ndecode floor (32 sampled frames): {f_floor * 1000:7.0f} ms/video (median of {len(floor)})")
+    print(f"full pipeline                    : {f_full * 1000:7.0f} ms/video (median)")
+    print(f"ratio full / floor               : {f_full / f_floor:7.2f}x   (target <= 2.00x)")
+    total = sum(stages.values())
+    print("breakdown (mean ms/video): " + ", ".join(
+        f"{k} {1000 * v / len(records):.0f}" for k, v in stages.items()) + f"  [sum {1000 * total / len(records):.0f}]")
+
+    # 3. throughput with worker processes
+    t0 = time.perf_counter()
+    s = run_preprocess(records, work / "cache2", cfg, workers=a.workers, progress=False)
+    dt = time.perf_counter() - t0
+    print(f"\nthroughput, {a.workers} workers: {s.done} videos in {dt:.1f} s = {60 * s.done / dt:.1f} videos/minute "
+          f"(target >= 40)")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""SequenceFaceDetector: full-frame passes on schedule, region-of-interest passes in between."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from forensight.faces.detectors import get_detector
+from forensight.faces.sequence import SequenceFaceDetector
+
+
+class _Fake:
+    """Finds one 'face': the bounding box of the bright pixels, in the image it is given."""
+
+    def __init__(self) -> None:
+        self.shapes: list[tuple[int, int]] = []
+
+    def detect(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.shapes.append(rgb.shape[:2])
+        ys, xs = np.nonzero(rgb[..., 0] > 128)
+        if xs.size == 0:
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        return np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32), np.ones(1, np.float32)
+
+
+def _frame(x: int, y: int, s: int = 200, w: int = 1280, h: int = 720) -> np.ndarray:
+    f = np.zeros((h, w, 3), np.uint8)
+    f[y:y + s, x:x + s] = 255
+    return f
+
+
+def test_roi_passes_are_smaller_and_boxes_stay_native() -> None:
+    fake = _Fake()
+    det = SequenceFaceDetector(fake, max_side=640, face_px=100, full_every=4)
+    for i in range(8):
+        boxes, _ = det.detect(_frame(500 + 5 * i, 200))
+        np.testing.assert_allclose(boxes[0], [500 + 5 * i, 200, 700 + 5 * i, 400], atol=6)
+    assert det.full_calls == 2 and det.roi_calls == 6  # frames 0 and 4 are full passes
+    full_px = fake.shapes[0][0] * fake.shapes[0][1]
+    assert all(h * w < full_px / 2 for h, w in fake.shapes[1:4])
+
+
+def test_miss_in_roi_falls_back_to_full_frame() -> None:
+    fake = _Fake()
+    det = SequenceFaceDetector(fake, max_side=640, face_px=100, full_every=100)
+    det.detect(_frame(100, 100))
+    boxes, _ = det.detect(_frame(1000, 450, s=150))  # the face jumped far away
+    assert det.full_calls == 2 and len(boxes) == 1 and boxes[0, 0] > 900
+
+
+def test_no_face_returns_nothing() -> None:
+    det = SequenceFaceDetector(_Fake(), full_every=2)
+    boxes, scores = det.detect(np.zeros((100, 100, 3), np.uint8))
+    assert boxes.shape == (0, 4) and scores.shape == (0,)
+    with pytest.raises(ValueError):
+        SequenceFaceDetector(_Fake(), full_every=0)
+
+
+def test_real_face_found_by_roi_matches_full_detection() -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import moving_face_frames
+
+    frames = moving_face_frames(6, size=(640, 512))
+    seq = SequenceFaceDetector(get_detector("dlib_hog"), max_side=640, face_px=100, full_every=8)
+    full = get_detector("dlib_hog")
+    for f in frames:
+        b_seq, _ = seq.detect(f)
+        b_full, _ = full.detect(f)
+        c_full = (b_full[:, :2] + b_full[:, 2:]) / 2
+        for b in b_seq:  # every face the cheap path reports is one the full pass reports too
+            c = (b[:2] + b[2:]) / 2
+            err = np.abs(c_full - c).max(axis=1)
+            j = int(err.argmin())
+            assert err[j] < 0.15 * (b_full[j, 2] - b_full[j, 0])
+    assert seq.roi_calls >= 4
