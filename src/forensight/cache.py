@@ -97,7 +97,7 @@ class Cache:
 
     # ---- opening -----------------------------------------------------------------------------
     @classmethod
-    def create(cls, root: str | Path, config: PreprocessConfig) -> "Cache":
+    def create(cls, root: str | Path, config: PreprocessConfig) -> Cache:
         """Open ``root`` for writing with ``config``; create it if new.
 
         Raises ``CacheConfigMismatch`` (listing the differing fields) if ``root`` holds a cache
@@ -124,7 +124,7 @@ class Cache:
         return cls(root, config)
 
     @classmethod
-    def open(cls, root: str | Path, expect_hash: str | None = None) -> "Cache":
+    def open(cls, root: str | Path, expect_hash: str | None = None) -> Cache:
         """Open an existing cache for reading. With ``expect_hash``, a config mismatch is an error."""
         root = Path(root)
         meta_path = root / "cache.json"
