@@ -108,3 +108,17 @@ def test_write_json_atomic_and_numpy(tmp_path: Path) -> None:
 def test_to_jsonable_tensor() -> None:
     torch = pytest.importorskip("torch")
     assert to_jsonable({"w": torch.tensor([0.5, 0.25]), "s": torch.tensor(1)}) == {"w": [0.5, 0.25], "s": 1}
+
+
+def test_contact_sheet_draws_every_region(tmp_path: Path) -> None:
+    from forensight.report import contact_sheet
+
+    regions = {"full": np.full((10, 32, 32, 3), 200, np.uint8), "lips": np.zeros((10, 96, 96, 1), np.uint8)}
+    p = contact_sheet(regions, tmp_path / "s.png", frames=4, cell=40)
+    assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import cv2
+
+    img = cv2.imread(str(p))
+    assert img.shape[0] == 2 * 44 + 4 and img.shape[1] == 70 + 4 * 44 + 4
+    with pytest.raises(ValueError):
+        contact_sheet({}, tmp_path / "x.png")

@@ -31,8 +31,8 @@ def cmd_synth(a: argparse.Namespace) -> int:
     from forensight.synth import generate
 
     summary = generate(a.out, num_pairs=a.pairs, methods=tuple(a.methods), frames=a.frames, fps=a.fps,
-                       strength=a.strength, sparsity=a.sparsity, seed=a.seed, workers=a.workers,
-                       progress=not a.quiet)
+                       size=a.size, strength=a.strength, sparsity=a.sparsity, seed=a.seed, workers=a.workers,
+                       progress=not a.quiet, overwrite=a.overwrite)
     print(summary)
     return 0
 
@@ -147,6 +147,88 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+# ---- detect --------------------------------------------------------------------------------------
+
+DETECT_CSV_COLUMNS = ["name", "path", "status", "reason", "verdict", "p_fake", "logit", "threshold", "threshold_p",
+                      "num_clips", "num_frames_scored", "coverage", "num_other_tracks", "duration_s", "fps",
+                      "width", "height", "top_frame_index", "top_frame_time_s", "model", "report", "message"]
+
+
+def cmd_detect(a: argparse.Namespace) -> int:
+    """Score videos; exit 0 if every video was scored, 1 if some failed (listed), 2 on usage/model errors."""
+    import json
+
+    from forensight.detect import ModelLoadError, format_results, load_detector
+    from forensight.report import to_jsonable, write_table
+
+    paths: list[Any] = list(a.paths or [])
+    if a.list:
+        try:
+            lines = Path(a.list).read_text().splitlines()
+        except OSError as e:
+            print(f"forensight detect: error: cannot read --list {a.list}: {e}", file=sys.stderr)
+            return 2
+        paths += [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    if not paths:
+        print("forensight detect: error: give video files or folders (or --list FILE)", file=sys.stderr)
+        return 2
+    try:
+        det = load_detector(a.model, device=a.device, top_k=a.top_k, batch_size=a.batch_size)
+    except ModelLoadError as e:
+        print(f"forensight detect: error: {e}", file=sys.stderr)
+        return 2
+    if a.report:
+        from forensight.html_report import write_index, write_video_report
+    results = []
+    pages: dict[int, str] = {}
+    for res in det.iter_predict(paths, progress=not a.quiet):
+        if a.report:
+            try:
+                pages[len(results)] = write_video_report(res, a.report, index_link=True).name
+            except Exception as e:  # noqa: BLE001 - one unwritable page must not stop the batch
+                print(f"forensight detect: warning: no report page for {res.name}: {e}", file=sys.stderr)
+        res.drop_artifacts()
+        results.append(res)
+    if a.report:
+        index = write_index(results, a.report)
+    if a.csv:
+        rows = []
+        for i, r in enumerate(results):
+            row = r.summary_row()
+            row["report"] = pages.get(i, "")
+            rows.append(row)
+        write_table(rows, None, a.csv, columns=DETECT_CSV_COLUMNS)
+    if a.json:
+        doc = {"schema": "forensight-detect-batch-v1", "model": det.describe(),
+               "results": [r.to_dict() for r in results]}
+        print(json.dumps(to_jsonable(doc), indent=2, allow_nan=False))
+    else:
+        print(format_results(results))
+        if a.csv:
+            print(f"wrote {a.csv}")
+        if a.report:
+            print(f"wrote {index} ({len(pages)} page(s))")
+    failed = [r for r in results if not r.ok]
+    if failed and a.json:  # stdout is the JSON; still say which failed
+        for r in failed:
+            print(f"forensight detect: failed: {r.path or r.name}: {r.reason}: {r.message}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_sheet(a: argparse.Namespace) -> int:
+    from forensight.cache import Cache
+    from forensight.report import contact_sheet
+
+    cache = Cache.open(a.cache)
+    ids = a.video_ids or cache.video_ids()[:1]
+    for vid in ids:
+        e = cache.load(vid)
+        out = a.out / f"{e.meta['video_id'].replace('/', '__')}.png"
+        contact_sheet(e.regions, out, frames=a.frames)
+        print(f"{vid}: {len(e)} frames, face coverage {e.meta.get('coverage')}, regions {list(e.regions)} -> {out}")
+    return 0
+
+
 def cmd_models(a: argparse.Namespace) -> int:
     from forensight.models.registry import get_model_config, list_models
 
@@ -167,7 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("synth", help="generate the synthetic deepfake dataset (FaceForensics++ layout)")
     s.add_argument("out", type=Path, help="output folder")
-    s.add_argument("--pairs", type=int, default=20, help="[target, source] pairs: 2 real + 1 fake per method each")
+    s.add_argument("--pairs", type=int, default=20,
+                   help="[target, source] pairs: each gives 2 real videos and 2 fakes per method (>= 3)")
+    s.add_argument("--size", type=lambda t: tuple(int(v) for v in t.lower().split("x")), default=(320, 256),
+                   help="video size WxH (default 320x256)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing synthetic dataset there")
     s.add_argument("--methods", type=_csv_list, default=["Face2Face"],
                    help="comma-separated: Face2Face, FaceSwap, EyeBlink (default Face2Face)")
     s.add_argument("--frames", type=int, default=64)
@@ -263,11 +349,32 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="the whole loop on built-in synthetic data: synth, preprocess, study")
     s.add_argument("--out", type=Path, default=Path("forensight_demo"))
     s.add_argument("--pairs", type=int, default=20)
-    s.add_argument("--epochs", type=int, default=12)
+    s.add_argument("--epochs", type=int, default=15)
     s.add_argument("--workers", type=int, default=2)
     s.add_argument("--no-study", action="store_true", help="stop after preprocessing")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("detect", help="score video files or folders with a trained model (P(fake), verdict, "
+                                      "attention timeline, HTML report)")
+    s.add_argument("paths", nargs="*", type=Path, help="video files and/or folders (searched recursively)")
+    s.add_argument("--model", type=Path, required=True, help="training run directory or its model.pt")
+    s.add_argument("--list", type=Path, help="text file with one video path per line (added to PATHS)")
+    s.add_argument("--json", action="store_true", help="print the results as JSON (machines) instead of a table")
+    s.add_argument("--csv", type=Path, help="write one row per video to this CSV file")
+    s.add_argument("--report", type=Path, help="folder for self-contained HTML pages (+ index.html) and PNG plots")
+    s.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    s.add_argument("--top-k", type=int, default=6, help="most-attended frames listed and shown (default 6)")
+    s.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_detect)
+
+    s = sub.add_parser("sheet", help="contact sheet PNG of a cached video's region crops (to check them by eye)")
+    s.add_argument("cache", type=Path)
+    s.add_argument("video_ids", nargs="*", help="qualified ids (default: the first cached video)")
+    s.add_argument("--out", type=Path, default=Path("."))
+    s.add_argument("--frames", type=int, default=8)
+    s.set_defaults(func=cmd_sheet)
 
     s = sub.add_parser("models", help="list model presets")
     s.set_defaults(func=cmd_models)
@@ -279,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     a = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not a.verbose:  # Lightning's banner lines (GPU available, tips) are noise on the CLI
+        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     try:
         return int(a.func(a) or 0)
     except (FileNotFoundError, FileExistsError, ValueError, KeyError) as e:

@@ -24,9 +24,10 @@ class DemoConfig:
     family: str = "region_mobile"
     regions: tuple[str, ...] = ("frame", "full", "eyes", "mouth")
     heads: tuple[str, ...] = ("control", "attention")
-    epochs: int = 12
+    epochs: int = 15
     patience: int = 5
     batch_size: int = 8
+    lr: float = 2e-3
     workers: int = 2
     seed: int = 0
 
@@ -62,7 +63,7 @@ def run_demo(out: str | Path = "forensight_demo", cfg: DemoConfig = DemoConfig()
               f"{cfg.family}) -> {study_dir}", flush=True)
         res = run_study(cache_dir, study_dir, regions=cfg.regions, heads=cfg.heads, family=cfg.family,
                         seeds=(cfg.seed,), train_overrides={"max_epochs": cfg.epochs, "patience": cfg.patience,
-                                                            "batch_size": cfg.batch_size},
+                                                            "batch_size": cfg.batch_size, "lr": cfg.lr},
                         progress=progress)
         result["table"] = format_cells(res.cells)
         result["table_md"] = str(res.table_md)

@@ -41,7 +41,8 @@ def prepare_batch(frames: torch.Tensor, model_cfg: Any, channels_last: bool = Fa
 
 def forward_detector(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor | None) -> DetectorOutput:
     """Run any Forensight detector on float (B, T, C, H, W); returns logits (B,) and weights (B, T)."""
-    if hasattr(model, "forward_with_weights"):  # LipForensics works on (B, C, T, H, W)
+    cfg = getattr(model, "model_config", None)
+    if cfg is not None and cfg.arch == "lipforensics":  # LipForensics works on (B, C, T, H, W)
         return model.forward_with_weights(x.transpose(1, 2), lengths)
     return model(x, lengths)
 

@@ -278,3 +278,36 @@ def write_table(
             writer.writerow([_fmt_csv(r.get(c)) for c in cols])
         _atomic_write_text(Path(path_csv), buf.getvalue())
     return md
+
+
+def contact_sheet(regions: Mapping[str, np.ndarray], path: str | Path, frames: int = 8, cell: int = 112,
+                  landmarks: np.ndarray | None = None) -> Path:
+    """A PNG grid: one row per region, ``frames`` evenly spaced frames per row.
+
+    ``regions`` maps region name → uint8 (T, h, w, c) (c = 1 or 3). Every crop is resized to
+    ``cell`` pixels (nearest, so artefacts stay visible). Returns the path.
+    """
+    import cv2
+
+    names = list(regions)
+    if not names:
+        raise ValueError("no regions to draw")
+    t = int(next(iter(regions.values())).shape[0])
+    pick = np.linspace(0, t - 1, min(frames, t)).round().astype(int)
+    label_w = 70
+    sheet = np.full((len(names) * (cell + 4) + 4, label_w + len(pick) * (cell + 4) + 4, 3), 255, np.uint8)
+    for r, name in enumerate(names):
+        arr = np.asarray(regions[name])
+        y = 4 + r * (cell + 4)
+        cv2.putText(sheet, name, (4, y + cell // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        for c, i in enumerate(pick):
+            img = arr[i]
+            if img.ndim == 2 or img.shape[-1] == 1:
+                img = np.repeat(img.reshape(img.shape[0], img.shape[1], 1), 3, axis=-1)
+            img = cv2.resize(np.ascontiguousarray(img), (cell, cell), interpolation=cv2.INTER_NEAREST)
+            x = label_w + 4 + c * (cell + 4)
+            sheet[y:y + cell, x:x + cell] = img
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    return path

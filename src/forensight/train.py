@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -250,7 +251,10 @@ def train(cache_root: str | Path, run_dir: str | Path, cfg: TrainConfig, resume:
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / "checkpoints"
     last = ckpt_dir / "last.ckpt"
-    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+    # Under DDP Lightning relaunches this command once per extra process (LOCAL_RANK / NODE_RANK
+    # set): only the launching process checks and writes the run directory.
+    launcher = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+    if launcher and run_dir.exists() and any(run_dir.iterdir()) and not resume:
         raise FileExistsError(f"run directory {run_dir} is not empty; pass --resume to continue it "
                               "or choose a new --run-dir")
     if resume and not last.is_file():
@@ -279,7 +283,8 @@ def train(cache_root: str | Path, run_dir: str | Path, cfg: TrainConfig, resume:
                "preprocess_hash": cache.config.hash, "cache": str(Path(cache_root).resolve()),
                "data": {"train_clips": len(train_ds), "train_real": n_real, "train_fake": n_fake,
                         "val_clips": len(val_ds), "too_short": train_ds.too_short + val_ds.too_short}}
-    save_yaml(all_cfg, run_dir / "config.yaml")
+    if launcher:
+        save_yaml(all_cfg, run_dir / "config.yaml")
 
     module = DetectorModule(model_cfg.to_dict(), to_dict(cfg), pos_weight=pos_weight,
                             preprocess_hash=cache.config.hash)

@@ -98,11 +98,11 @@ class ClipDataset(Dataset):
                 raise ValueError(f"crop {self.crop} is larger than the cached {h}x{w} {self.region} region")
             y0, x0 = (h - self.crop) // 2, (w - self.crop) // 2
             arr = arr[:, y0:y0 + self.crop, x0:x0 + self.crop]
-        frames = torch.from_numpy(np.ascontiguousarray(arr))
+        frames = torch.from_numpy(np.array(arr))  # a private copy of the memory-mapped slice
         return {"frames": frames, "label": torch.tensor(float(ref.label)), "length": ref.length,
                 "video_id": ref.video_id, "start": ref.start,
-                "frame_indices": torch.from_numpy(np.asarray(e.indices[ref.start:ref.start + ref.length],
-                                                             dtype=np.int64))}
+                "frame_indices": torch.from_numpy(np.array(e.indices[ref.start:ref.start + ref.length],
+                                                           dtype=np.int64))}
 
     def labels(self) -> np.ndarray:
         """int (N,) labels of every item, for balanced sampling."""

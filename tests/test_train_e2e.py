@@ -1,0 +1,129 @@
+"""End to end on a tiny synthetic dataset: synth → preprocess → train → evaluate → study, DDP."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from forensight.cache import Cache, CacheConfigMismatch
+from forensight.config import PreprocessConfig
+from forensight.datasets import read_dataset
+from forensight.evaluate import evaluate
+from forensight.modelfile import load_model_file
+from forensight.preprocess import run_preprocess
+from forensight.study import run_study
+from forensight.synth import generate
+from forensight.train import TrainConfig, train
+
+pytestmark = pytest.mark.slow
+
+TINY = {"max_epochs": 2, "patience": 2, "batch_size": 4, "augment": True}
+
+
+@pytest.fixture(scope="module")
+def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("e2e")
+    generate(root / "data", num_pairs=5, frames=24, size=(192, 160), seed=3, workers=1, progress=False)
+    cfg = PreprocessConfig(num_frames=8, size=64, regions=("full", "mouth"))
+    s = run_preprocess(read_dataset("ffpp", root / "data"), root / "cache", cfg, workers=1, progress=False)
+    assert s.failed == 0, s.failures
+    return root / "cache"
+
+
+def test_train_writes_a_complete_run_and_selects_on_val(tiny_cache: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    res = train(tiny_cache, run, TrainConfig(preset="region_tiny_attention", region="mouth", **TINY), progress=False)
+    for f in ("config.yaml", "model.pt", "val_metrics.json", "checkpoints/last.ckpt", "checkpoints/best.ckpt",
+              "logs/metrics.csv"):
+        assert (run / f).exists(), f
+    assert 0 <= res.best_epoch < 2
+    assert res.val_metrics["n"] == len(Cache.open(tiny_cache).video_ids(split="val"))
+    lm = load_model_file(run)
+    assert lm.preprocess.hash == Cache.open(tiny_cache).config.hash
+    assert lm.model_config.pooling == "attention" and lm.model_config.region == "mouth"
+    assert np.isfinite(lm.threshold)
+    # the selected model is the best epoch on validation loss, never chosen on test
+    logged = [r for r in (run / "logs" / "metrics.csv").read_text().splitlines()[1:] if r.split(",")[-1]]
+    assert len(logged) == 2
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(tiny_cache, run, TrainConfig(preset="region_tiny_attention", **TINY), progress=False)
+
+
+def test_resume_continues_from_last_checkpoint(tiny_cache: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(tiny_cache, run, TrainConfig(preset="region_tiny_control", region="full", **{**TINY, "max_epochs": 1}),
+          progress=False)
+    res = train(tiny_cache, run, TrainConfig(preset="region_tiny_control", region="full",
+                                             **{**TINY, "max_epochs": 2}), resume=True, progress=False)
+    assert res.val_metrics["epochs_run"] == 2
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        train(tiny_cache, tmp_path / "fresh", TrainConfig(preset="region_tiny_control"), resume=True, progress=False)
+
+
+def test_evaluate_outputs_and_refuses_other_preprocessing(tiny_cache: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(tiny_cache, run, TrainConfig(preset="region_tiny_attention", region="mouth", **TINY), progress=False)
+    res = evaluate(run, tiny_cache, tmp_path / "eval", n_bootstrap=50, progress=False)
+    m = res.metrics
+    test_ids = Cache.open(tiny_cache).video_ids(split="test")
+    assert m["n"] == len(test_ids) and m["split"] == "test"
+    assert 0 <= m["auc"] <= 1 and len(m["auc_ci"]) == 2 and 0 <= m["eer"] <= 1
+    for f in ("metrics.json", "scores.csv", "clip_scores.csv", "roc.png", "confusion.png"):
+        assert (tmp_path / "eval" / f).stat().st_size > 0
+    with open(tmp_path / "eval" / "scores.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(test_ids)
+    att = json.loads(rows[0]["attention"])
+    assert len(att) == len(json.loads(rows[0]["frame_indices"])) and abs(sum(att) - 1) < 1e-3
+    # a cache made with another preprocessing config is refused with a clear message
+    other = tmp_path / "other_cache"
+    Cache.create(other, PreprocessConfig(num_frames=8, size=32, regions=("full", "mouth")))
+    with pytest.raises(CacheConfigMismatch, match="preprocess the videos again"):
+        evaluate(run, other, tmp_path / "eval2", progress=False)
+
+
+def test_study_runs_the_matrix_and_writes_the_table(tiny_cache: Path, tmp_path: Path) -> None:
+    res = run_study(tiny_cache, tmp_path / "study", regions=("full", "mouth"), heads=("control", "attention"),
+                    family="region_tiny", train_overrides={**TINY, "max_epochs": 1}, n_bootstrap=50,
+                    progress=False)
+    assert len(res.runs) == 4 and len(res.cells) == 4
+    table = res.table_md.read_text()
+    for region in ("full", "mouth"):
+        for head in ("control", "attention"):
+            assert any(c["region"] == region and c["head"] == head for c in res.cells)
+    assert "test_auc" in table and res.plot.read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "study" / "study_roc.png").exists() and (tmp_path / "study" / "study.json").exists()
+    # rerun reuses finished cells (resumable study)
+    mtime = (tmp_path / "study" / "runs" / "full_control_s0" / "model.pt").stat().st_mtime_ns
+    run_study(tiny_cache, tmp_path / "study", regions=("full",), heads=("control",), family="region_tiny",
+              train_overrides={**TINY, "max_epochs": 1}, n_bootstrap=50, progress=False)
+    assert (tmp_path / "study" / "runs" / "full_control_s0" / "model.pt").stat().st_mtime_ns == mtime
+
+
+def test_train_rejects_missing_region(tiny_cache: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="preprocess with --regions eyes"):
+        train(tiny_cache, tmp_path / "r", TrainConfig(preset="region_tiny_attention", region="eyes", **TINY),
+              progress=False)
+
+
+def test_ddp_two_cpu_processes(tiny_cache: Path, tmp_path: Path) -> None:
+    """Lightning's DDP strategy with 2 CPU processes (gloo) trains and writes one model file."""
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "forensight.cli", "train", "--cache", str(tiny_cache), "--run-dir", str(run),
+           "--preset", "region_tiny_attention", "--region", "mouth", "--epochs", "1", "--batch-size", "2",
+           "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "-q"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PL_DISABLE_FORK": "1"}
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "trained region_tiny_attention" in p.stdout
+    assert (run / "model.pt").exists()
+    payload = torch.load(run / "model.pt", weights_only=True)
+    assert payload["train_config"]["devices"] == 2 and payload["train_config"]["strategy"] == "ddp"
