@@ -1,0 +1,660 @@
+"""LipForensics: ResNet-18 with a 3D convolutional front end + multi-branch multi-scale TCN.
+
+Reimplementation of the spatio-temporal network of Haliassos et al., "Lips Don't Lie" (CVPR 2021),
+itself the lip-reading network of Martinez et al. (ICASSP 2020). The module tree, parameter names,
+shapes and registration order are those of the official ``Lipreading`` model with
+``num_classes=1``, so the official FaceForensics++ checkpoint (``lipforensics_ff.pth``) loads into
+it unchanged (see :mod:`forensight.models.checkpoint`).
+
+Data flow for a batch of ``B`` grayscale mouth clips of ``T`` frames (88x88, normalised)::
+
+    x (B, 1, T, 88, 88)
+      frontend3D   Conv3d 1->64 k(5,7,7) s(1,2,2) + BN3d + PReLU + MaxPool3d(1,3,3) s(1,2,2)
+                -> (B, 64, T, 22, 22)
+      fold time  -> (B*T, 64, 22, 22)
+      trunk      ResNet-18 layers 1-4 (PReLU BasicBlocks), global average pool -> (B*T, 512)
+      unfold     -> (B, 512, T)
+      tcn.mb_ms_tcn  4 multi-branch temporal blocks (kernels 3/5/7, dilation 1/2/4/8) -> (B, 768, T)
+      pooling    "mean": average over the valid steps (official)         -> (B, 768), weights (B, T)
+                 "attention": Linear(768,128)-tanh-Linear(128,1), masked softmax over time
+      tcn.tcn_output Linear(768, 1)                                       -> logits (B,)
+
+Two heads share everything except the pooling: the control ``"mean"`` head (the official model)
+and the ``"attention"`` head, whose only extra parameters live under ``attention.*``.
+
+The forward pass returns logits of shape ``(B,)`` (not ``(B, 1)``); ``sigmoid(logit)`` = P(fake).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from forensight.models.outputs import DetectorOutput
+
+__all__ = [
+    "FREEZE_MODES",
+    "HEADS",
+    "BasicBlock",
+    "ConvBNPReLU1d",
+    "LipForensics",
+    "LipForensicsInference",
+    "MultibranchTemporalBlock",
+    "MultibranchTemporalConvNet",
+    "MultiscaleMultibranchTCN",
+    "ResNetTrunk",
+    "TemporalAttentionPooling",
+    "lengths_to_mask",
+    "lipforensics",
+    "make_frontend3d",
+    "masked_mean_pool",
+    "optimize_for_inference",
+]
+
+HEADS = ("mean", "attention")
+FREEZE_MODES = ("frontend_trunk", "none")
+
+Head = Literal["mean", "attention"]
+Freeze = Literal["frontend_trunk", "none"]
+
+#: Official hyper-parameters (``lrw_resnet18_mstcn.json`` of the LipForensics repository).
+FRONTEND_CHANNELS = 64
+TRUNK_CHANNELS = 512
+TCN_KERNEL_SIZES = (3, 5, 7)
+TCN_HIDDEN_PER_KERNEL = 256
+TCN_NUM_LAYERS = 4
+TCN_DROPOUT = 0.2
+ATTENTION_DIM = 128
+
+
+# ---------------------------------------------------------------------------------------------
+# Spatial trunk: ResNet-18 without its stem (the 3D front end replaces it)
+# ---------------------------------------------------------------------------------------------
+class BasicBlock(nn.Module):
+    """ResNet basic block with per-channel PReLU activations.
+
+    ``(N, C_in, H, W) -> (N, C_out, ceil(H / stride), ceil(W / stride))``.
+    Attribute names (``conv1, bn1, relu1, relu2, conv2, bn2, downsample``) follow the official
+    checkpoint; ``relu1`` follows ``bn1`` and ``relu2`` follows the residual sum.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.relu1 = nn.PReLU(num_parameters=out_channels)
+        self.relu2 = nn.PReLU(num_parameters=out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.downsample: nn.Sequential | None = None
+        if stride != 1 or in_channels != out_channels:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x``: (N, C_in, H, W) -> (N, C_out, H', W')."""
+        out = self.relu1(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        residual = x if self.downsample is None else self.downsample(x)
+        return self.relu2(out + residual)
+
+
+class ResNetTrunk(nn.Module):
+    """ResNet-18 stages 1-4 and a global spatial average pool.
+
+    ``(N, 64, H, W) -> (N, 512)``; ``N`` is batch x time (frames are processed independently).
+    """
+
+    def __init__(self, blocks_per_stage: Sequence[int] = (2, 2, 2, 2)) -> None:
+        super().__init__()
+        widths = (64, 128, 256, 512)
+        in_ch = FRONTEND_CHANNELS
+        for idx, (width, n_blocks) in enumerate(zip(widths, blocks_per_stage, strict=True)):
+            stride = 1 if idx == 0 else 2
+            blocks = [BasicBlock(in_ch, width, stride)]
+            blocks += [BasicBlock(width, width) for _ in range(n_blocks - 1)]
+            setattr(self, f"layer{idx + 1}", nn.Sequential(*blocks))
+            in_ch = width
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.out_channels = in_ch
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # He-normal fan-out init for convs, unit/zero BN affine (as the official ResNet).
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x``: (N, 64, H, W) -> (N, 512)."""
+        x = self.layer1(x)
+        x = self.layer2(x)
+        x = self.layer3(x)
+        x = self.layer4(x)
+        return torch.flatten(self.avgpool(x), 1)
+
+
+def make_frontend3d(channels: int = FRONTEND_CHANNELS) -> nn.Sequential:
+    """The 3D stem: ``(B, 1, T, H, W) -> (B, 64, T, H/4, W/4)`` (88x88 -> 22x22).
+
+    Conv3d 1->64, kernel (5, 7, 7), stride (1, 2, 2), padding (2, 3, 3), no bias; BatchNorm3d;
+    PReLU; MaxPool3d kernel (1, 3, 3), stride (1, 2, 2), padding (0, 1, 1). Time is preserved.
+    Keys ``frontend3D.0`` (conv), ``.1`` (BN), ``.2`` (PReLU).
+    """
+    return nn.Sequential(
+        nn.Conv3d(1, channels, kernel_size=(5, 7, 7), stride=(1, 2, 2), padding=(2, 3, 3), bias=False),
+        nn.BatchNorm3d(channels),
+        nn.PReLU(num_parameters=channels),
+        nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Temporal back end: multi-branch multi-scale TCN
+# ---------------------------------------------------------------------------------------------
+class ConvBNPReLU1d(nn.Module):
+    """Temporal conv (with bias) + BatchNorm1d + PReLU, length preserving.
+
+    ``(B, C_in, T) -> (B, C_out, T)``. The official block pads ``(k-1)*d`` on both sides and then
+    chomps ``(k-1)*d/2`` steps from each end; padding ``(k-1)*d/2`` directly is the same operation
+    (same taps, same zeros) without the wasted work. Keys: ``conv``, ``batchnorm``, ``non_lin``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dilation: int) -> None:
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd for symmetric padding, got {kernel_size}")
+        pad = (kernel_size - 1) * dilation // 2
+        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, dilation=dilation, padding=pad)
+        self.batchnorm = nn.BatchNorm1d(out_channels)
+        self.non_lin = nn.PReLU(num_parameters=out_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x``: (B, C_in, T) -> (B, C_out, T)."""
+        return self.non_lin(self.batchnorm(self.conv(x)))
+
+
+class MultibranchTemporalBlock(nn.Module):
+    """Residual block of two multi-branch conv stages.
+
+    Each stage runs one :class:`ConvBNPReLU1d` per kernel size (``C_out / n_kernels`` channels
+    each) and concatenates them along channels. ``(B, C_in, T) -> (B, C_out, T)``.
+
+    The residual uses a 1x1 conv ``downsample`` whenever ``C_in // n_kernels != C_out`` — the
+    official rule, which means every block of the 768-wide network has one (768 // 3 != 768).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_sizes: Sequence[int],
+        dilation: int,
+        dropout: float = TCN_DROPOUT,
+    ) -> None:
+        super().__init__()
+        n = len(kernel_sizes)
+        if out_channels % n:
+            raise ValueError(f"out_channels ({out_channels}) must be divisible by {n} kernels")
+        self.num_kernels = n
+        branch = out_channels // n
+        for i, k in enumerate(kernel_sizes):
+            setattr(self, f"cbcr0_{i}", ConvBNPReLU1d(in_channels, branch, k, dilation))
+        self.dropout0 = nn.Dropout(dropout)
+        for i, k in enumerate(kernel_sizes):
+            setattr(self, f"cbcr1_{i}", ConvBNPReLU1d(out_channels, branch, k, dilation))
+        self.dropout1 = nn.Dropout(dropout)
+        self.downsample: nn.Conv1d | None = None
+        if in_channels // n != out_channels:
+            self.downsample = nn.Conv1d(in_channels, out_channels, 1)
+        self.relu_final = nn.PReLU(num_parameters=out_channels)
+
+    def _stage(self, x: Tensor, stage: int) -> Tensor:
+        return torch.cat([getattr(self, f"cbcr{stage}_{i}")(x) for i in range(self.num_kernels)], 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x``: (B, C_in, T) -> (B, C_out, T)."""
+        out = self.dropout0(self._stage(x, 0))
+        out = self.dropout1(self._stage(out, 1))
+        residual = x if self.downsample is None else self.downsample(x)
+        return self.relu_final(out + residual)
+
+
+class MultibranchTemporalConvNet(nn.Module):
+    """Stack of :class:`MultibranchTemporalBlock` with dilation ``2**i`` at level ``i``.
+
+    ``(B, C_in, T) -> (B, channels[-1], T)``. Key prefix ``network.<i>``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: Sequence[int],
+        kernel_sizes: Sequence[int] = TCN_KERNEL_SIZES,
+        dropout: float = TCN_DROPOUT,
+    ) -> None:
+        super().__init__()
+        blocks = []
+        for i, out_ch in enumerate(channels):
+            blocks.append(MultibranchTemporalBlock(in_channels if i == 0 else channels[i - 1], out_ch,
+                                                   kernel_sizes, dilation=2**i, dropout=dropout))
+        self.network = nn.Sequential(*blocks)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x``: (B, C_in, T) -> (B, C_out, T)."""
+        return self.network(x)
+
+
+class MultiscaleMultibranchTCN(nn.Module):
+    """The official ``tcn`` module: the MS-TCN (``mb_ms_tcn``) and the classifier (``tcn_output``).
+
+    Pooling over time is done by :class:`LipForensics` (it depends on the head), so this module
+    only holds the parameters: ``mb_ms_tcn`` maps (B, 512, T) -> (B, 768, T) and ``tcn_output``
+    maps pooled (B, 768) -> (B, num_classes).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = TRUNK_CHANNELS,
+        hidden_per_kernel: int = TCN_HIDDEN_PER_KERNEL,
+        num_layers: int = TCN_NUM_LAYERS,
+        kernel_sizes: Sequence[int] = TCN_KERNEL_SIZES,
+        dropout: float = TCN_DROPOUT,
+        num_classes: int = 1,
+    ) -> None:
+        super().__init__()
+        width = hidden_per_kernel * len(kernel_sizes)
+        self.out_channels = width
+        self.mb_ms_tcn = MultibranchTemporalConvNet(in_channels, [width] * num_layers, kernel_sizes, dropout)
+        self.tcn_output = nn.Linear(width, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x``: (B, 512, T) -> per-step features (B, 768, T)."""
+        return self.mb_ms_tcn(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pooling over time
+# ---------------------------------------------------------------------------------------------
+def lengths_to_mask(lengths: Tensor | Sequence[int] | None, batch: int, steps: int,
+                    device: torch.device | str | None = None) -> Tensor:
+    """Boolean validity mask ``(B, T)``: ``mask[b, t] = t < lengths[b]``.
+
+    ``lengths=None`` means every clip is complete. Each length must be in ``[1, T]``.
+    """
+    if lengths is None:
+        return torch.ones(batch, steps, dtype=torch.bool, device=device)
+    lens = torch.as_tensor(lengths, device=device).reshape(-1)
+    if lens.numel() != batch:
+        raise ValueError(f"lengths has {lens.numel()} entries for a batch of {batch}")
+    if lens.is_floating_point() or lens.dtype == torch.bool:
+        raise TypeError(f"lengths must be integers, got {lens.dtype}")
+    if bool((lens < 1).any()) or bool((lens > steps).any()):
+        raise ValueError(f"lengths must be in [1, {steps}] (frames per clip), got {lens.tolist()}")
+    return torch.arange(steps, device=lens.device).unsqueeze(0) < lens.unsqueeze(1)
+
+
+def masked_mean_pool(features: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Official consensus: mean over the valid steps.
+
+    ``features`` (B, C, T), ``mask`` (B, T) bool -> pooled (B, C), weights (B, T) (``1/len`` on
+    valid steps, exactly 0 on padding).
+    """
+    m = mask.to(features.dtype)
+    weights = m / m.sum(1, keepdim=True)
+    pooled = torch.bmm(features, weights.unsqueeze(2)).squeeze(2)
+    return pooled, weights
+
+
+class TemporalAttentionPooling(nn.Module):
+    """Learned attention pooling over time.
+
+    Score ``s_t = w2 . tanh(W1 f_t + b1) + b2`` (``proj``: C->128, ``score``: 128->1), softmax over
+    valid steps (padded steps get exactly zero weight), weighted sum of the features.
+    ``features`` (B, C, T), ``mask`` (B, T) -> pooled (B, C), weights (B, T).
+    """
+
+    def __init__(self, channels: int = 768, hidden: int = ATTENTION_DIM) -> None:
+        super().__init__()
+        self.proj = nn.Linear(channels, hidden)
+        self.score = nn.Linear(hidden, 1)
+
+    def forward(self, features: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """``features`` (B, C, T), ``mask`` (B, T) bool -> pooled (B, C), weights (B, T)."""
+        scores = self.score(torch.tanh(self.proj(features.transpose(1, 2)))).squeeze(2)  # (B, T)
+        scores = scores.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=1)  # exp(-inf) = 0 exactly on padded steps
+        pooled = torch.bmm(features, weights.unsqueeze(2)).squeeze(2)
+        return pooled, weights
+
+
+# ---------------------------------------------------------------------------------------------
+# The detector
+# ---------------------------------------------------------------------------------------------
+class LipForensics(nn.Module):
+    """ResNet-18 (3D stem) + MS-TCN forgery detector with a mean or an attention head.
+
+    Args:
+        head: ``"mean"`` (official time average over valid steps, the control) or
+            ``"attention"`` (learned softmax pooling; extra keys ``attention.*``).
+        num_classes: 1 for forgery detection (the official checkpoint).
+        dropout: TCN dropout (0.2 officially).
+
+    Input ``x``: ``(B, 1, T, 88, 88)`` float, normalised grayscale mouth crops.
+    ``lengths``: valid frames per clip (``(B,)`` ints in ``[1, T]`` or ``None`` = all ``T``).
+    """
+
+    def __init__(self, head: Head = "mean", num_classes: int = 1, dropout: float = TCN_DROPOUT) -> None:
+        super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        self.head = head
+        self.num_classes = num_classes
+        # Registration order = official state_dict order: trunk, frontend3D, tcn (then attention).
+        self.trunk = ResNetTrunk()
+        self.frontend3D = make_frontend3d()
+        self.tcn = MultiscaleMultibranchTCN(num_classes=num_classes, dropout=dropout)
+        self.attention: TemporalAttentionPooling | None = (
+            TemporalAttentionPooling(self.tcn.out_channels) if head == "attention" else None
+        )
+        self._frozen: tuple[str, ...] = ()
+
+    # -- stages ----------------------------------------------------------------------------------
+    def encode(self, x: Tensor) -> Tensor:
+        """Per-frame visual features: ``(B, 1, T, H, W) -> (B, 512, T)``."""
+        if x.dim() != 5 or x.shape[1] != 1:
+            raise ValueError(f"expected input of shape (B, 1, T, H, W), got {tuple(x.shape)}")
+        feats = self.frontend3D(x)  # (B, 64, T, H', W')
+        b, c, t, h, w = feats.shape
+        feats = feats.transpose(1, 2).reshape(b * t, c, h, w)
+        feats = self.trunk(feats)  # (B*T, 512)
+        return feats.reshape(b, t, -1).transpose(1, 2)
+
+    def temporal_features(self, x: Tensor) -> Tensor:
+        """MS-TCN output before pooling: ``(B, 1, T, H, W) -> (B, 768, T)``."""
+        return self.tcn(self.encode(x))
+
+    def pool(self, features: Tensor, lengths: Tensor | Sequence[int] | None = None) -> tuple[Tensor, Tensor]:
+        """Pool ``(B, C, T)`` features over valid steps -> pooled ``(B, C)``, weights ``(B, T)``."""
+        b, _, t = features.shape
+        mask = lengths_to_mask(lengths, b, t, features.device)
+        if self.attention is None:
+            return masked_mean_pool(features, mask)
+        return self.attention(features, mask)
+
+    def classify(self, pooled: Tensor) -> Tensor:
+        """``(B, 768) -> (B,)`` logits for ``num_classes == 1`` (``(B, K)`` otherwise)."""
+        logits = self.tcn.tcn_output(pooled)
+        return logits.squeeze(1) if self.num_classes == 1 else logits
+
+    # -- public ----------------------------------------------------------------------------------
+    def forward_with_weights(self, x: Tensor, lengths: Tensor | Sequence[int] | None = None) -> DetectorOutput:
+        """Logits ``(B,)`` and the per-frame pooling weights ``(B, T)`` (uniform for ``"mean"``).
+
+        ``lengths`` masks the pooling only, as in the official model: the convolutions still see
+        the padded frames, so valid steps within the TCN's receptive field of the padding
+        (and BatchNorm statistics in training) are affected by what the padding holds.
+        """
+        pooled, weights = self.pool(self.temporal_features(x), lengths)
+        return DetectorOutput(logits=self.classify(pooled), weights=weights)
+
+    def forward(self, x: Tensor, lengths: Tensor | Sequence[int] | None = None) -> Tensor:
+        """``x`` (B, 1, T, 88, 88) -> logits ``(B,)`` (raw; positive = fake)."""
+        return self.forward_with_weights(x, lengths).logits
+
+    # -- fine-tuning recipe ----------------------------------------------------------------------
+    def set_freeze(self, freeze: Freeze) -> LipForensics:
+        """Apply a freezing recipe.
+
+        ``"frontend_trunk"`` (the paper's fine-tuning): ``frontend3D`` and ``trunk`` get
+        ``requires_grad=False`` and stay in eval mode (BatchNorm statistics frozen) even under
+        ``model.train()``; ``tcn``, ``attention`` and the classifier train. ``"none"`` unfreezes all.
+        """
+        if freeze not in FREEZE_MODES:
+            raise ValueError(f"freeze must be one of {FREEZE_MODES}, got {freeze!r}")
+        self._frozen = ("frontend3D", "trunk") if freeze == "frontend_trunk" else ()
+        for name, module in self.named_children():
+            frozen = name in self._frozen
+            for p in module.parameters():
+                p.requires_grad_(not frozen)
+        return self.train(self.training)
+
+    @property
+    def frozen_module_names(self) -> tuple[str, ...]:
+        """Names of the child modules kept frozen (``()`` when fully trainable)."""
+        return self._frozen
+
+    def frozen_modules(self) -> list[nn.Module]:
+        """The frozen child modules (kept in eval mode by :meth:`train`)."""
+        return [getattr(self, name) for name in self._frozen]
+
+    def train(self, mode: bool = True) -> LipForensics:
+        """As :meth:`nn.Module.train`, but frozen modules always stay in eval mode."""
+        super().train(mode)
+        for name in self._frozen:
+            getattr(self, name).eval()
+        return self
+
+
+def lipforensics(
+    weights: str | Path | None = None,
+    head: Head = "mean",
+    freeze: Freeze = "frontend_trunk",
+    *,
+    num_classes: int = 1,
+    dropout: float = TCN_DROPOUT,
+    map_location: str | torch.device = "cpu",
+) -> LipForensics:
+    """Build a LipForensics detector (torchvision-style builder).
+
+    Args:
+        weights: optional path to the official checkpoint (``lipforensics_ff.pth``, a dict with a
+            ``"model"`` state_dict) or to a raw state_dict. Loaded strictly; for
+            ``head="attention"`` only the ``attention.*`` keys may be missing (they keep their
+            random initialisation). ``None`` = random initialisation.
+        head: ``"mean"`` (official) or ``"attention"``.
+        freeze: ``"frontend_trunk"`` (paper's fine-tuning recipe) or ``"none"``.
+        num_classes: output size of the classifier (1 for forgery detection).
+        dropout: TCN dropout.
+        map_location: where tensors are loaded.
+    """
+    model = LipForensics(head=head, num_classes=num_classes, dropout=dropout)
+    if weights is not None:
+        from forensight.models.checkpoint import load_official_lipforensics
+
+        load_official_lipforensics(model, weights, map_location=map_location)
+    return model.set_freeze(freeze)
+
+
+# ---------------------------------------------------------------------------------------------
+# Inference path
+# ---------------------------------------------------------------------------------------------
+def _fused_conv_bn(weight: Tensor, bias: Tensor | None, bn: nn.modules.batchnorm._BatchNorm) -> tuple[Tensor, Tensor]:
+    """Weight and bias of ``bn(conv(x))`` as a single conv (``bn`` in eval mode)."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    w = weight * scale.reshape((-1,) + (1,) * (weight.dim() - 1))
+    b = bias if bias is not None else torch.zeros_like(bn.running_mean)
+    return w.detach().clone(), ((b - bn.running_mean) * scale + bn.bias).detach().clone()
+
+
+def _fused_conv2d(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                      bias=True)
+    w, b = _fused_conv_bn(conv.weight, conv.bias, bn)
+    fused.weight = nn.Parameter(w, requires_grad=False)
+    fused.bias = nn.Parameter(b, requires_grad=False)
+    return fused
+
+
+class _FusedBasicBlock(nn.Module):
+    """:class:`BasicBlock` with BatchNorm folded into its convs (eval only)."""
+
+    def __init__(self, block: BasicBlock) -> None:
+        super().__init__()
+        self.conv1 = _fused_conv2d(block.conv1, block.bn1)
+        self.relu1 = copy.deepcopy(block.relu1)
+        self.conv2 = _fused_conv2d(block.conv2, block.bn2)
+        self.relu2 = copy.deepcopy(block.relu2)
+        self.downsample = (None if block.downsample is None
+                           else _fused_conv2d(block.downsample[0], block.downsample[1]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x``: (N, C_in, H, W) -> (N, C_out, H', W')."""
+        out = self.conv2(self.relu1(self.conv1(x)))
+        residual = x if self.downsample is None else self.downsample(x)
+        return self.relu2(out + residual)
+
+
+class _FusedFrontend(nn.Module):
+    """The 3D stem as a 2D conv over 5-frame stacks: ``(B, 1, T, H, W) -> (B*T, 64, H/4, W/4)``.
+
+    A Conv3d with one input channel and temporal kernel 5 (padding 2) equals a Conv2d whose 5
+    input channels are frames ``t-2 .. t+2`` (zeros beyond the ends); oneDNN runs the 2D form
+    (channels-last) about twice as fast. BatchNorm is folded into the conv. When every PReLU
+    slope is >= 0 the PReLU is monotone, so it commutes with the max-pool and is applied to the
+    4x smaller pooled map.
+    """
+
+    def __init__(self, frontend: nn.Sequential) -> None:
+        super().__init__()
+        conv, bn, prelu = frontend[0], frontend[1], frontend[2]
+        w, b = _fused_conv_bn(conv.weight, conv.bias, bn)  # (64, 1, kT, kH, kW)
+        self.k_t = conv.kernel_size[0]
+        self.pad_t = conv.padding[0]
+        self.conv = nn.Conv2d(self.k_t, conv.out_channels, conv.kernel_size[1:], conv.stride[1:],
+                              conv.padding[1:], bias=True)
+        self.conv.weight = nn.Parameter(w.squeeze(1), requires_grad=False)
+        self.conv.bias = nn.Parameter(b, requires_grad=False)
+        self.prelu = copy.deepcopy(prelu)
+        self.pool = nn.MaxPool2d(3, 2, 1)
+        self.prelu_after_pool = bool((prelu.weight >= 0).all())
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x``: (B, 1, T, H, W) -> (B*T, 64, H/4, W/4), channels-last."""
+        b, _, t, h, w = x.shape
+        xp = F.pad(x[:, 0], (0, 0, 0, 0, self.pad_t, self.pad_t))  # (B, T + 2p, H, W)
+        stacks = xp.unfold(1, self.k_t, 1).permute(0, 1, 4, 2, 3).reshape(b * t, self.k_t, h, w)
+        y = self.conv(stacks.contiguous(memory_format=torch.channels_last))
+        if self.prelu_after_pool:
+            return self.prelu(self.pool(y))
+        return self.pool(self.prelu(y))
+
+
+class _FusedTCNBranch(nn.Module):
+    def __init__(self, m: ConvBNPReLU1d) -> None:
+        super().__init__()
+        c = m.conv
+        self.conv = nn.Conv1d(c.in_channels, c.out_channels, c.kernel_size, dilation=c.dilation,
+                              padding=c.padding, bias=True)
+        w, b = _fused_conv_bn(c.weight, c.bias, m.batchnorm)
+        self.conv.weight = nn.Parameter(w, requires_grad=False)
+        self.conv.bias = nn.Parameter(b, requires_grad=False)
+        self.non_lin = copy.deepcopy(m.non_lin)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.non_lin(self.conv(x))
+
+
+class _FusedTemporalBlock(nn.Module):
+    def __init__(self, block: MultibranchTemporalBlock) -> None:
+        super().__init__()
+        n = block.num_kernels
+        self.stage0 = nn.ModuleList(_FusedTCNBranch(getattr(block, f"cbcr0_{i}")) for i in range(n))
+        self.stage1 = nn.ModuleList(_FusedTCNBranch(getattr(block, f"cbcr1_{i}")) for i in range(n))
+        self.downsample = copy.deepcopy(block.downsample)
+        self.relu_final = copy.deepcopy(block.relu_final)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = torch.cat([br(x) for br in self.stage0], 1)
+        out = torch.cat([br(out) for br in self.stage1], 1)
+        residual = x if self.downsample is None else self.downsample(x)
+        return self.relu_final(out + residual)
+
+
+_CARRIED_ATTRS = ("model_config", "input_size", "region", "in_channels", "num_frames")
+
+
+class LipForensicsInference(nn.Module):
+    """Eval-only, BatchNorm-folded, channels-last version of a :class:`LipForensics` model.
+
+    Same inputs and outputs as :class:`LipForensics` (``forward`` -> logits ``(B,)``,
+    ``forward_with_weights`` -> :class:`DetectorOutput`) and the same function within float
+    rounding (~1e-5). Built by :func:`optimize_for_inference`; it has no trainable state and its
+    parameters do not follow the checkpoint format.
+    """
+
+    def __init__(self, model: LipForensics) -> None:
+        super().__init__()
+        model = model.eval()
+        self.num_classes = model.num_classes
+        self.head = model.head
+        with torch.no_grad():
+            self.frontend = _FusedFrontend(model.frontend3D)
+            blocks = [blk for name in ("layer1", "layer2", "layer3", "layer4")
+                      for blk in getattr(model.trunk, name)]
+            self.trunk = nn.Sequential(*(_FusedBasicBlock(b) for b in blocks))
+            self.tcn = nn.Sequential(*(_FusedTemporalBlock(b) for b in model.tcn.mb_ms_tcn.network))
+            self.attention = copy.deepcopy(model.attention)
+            self.classifier = copy.deepcopy(model.tcn.tcn_output)
+        self.trunk.to(memory_format=torch.channels_last)
+        for attr in _CARRIED_ATTRS:  # registry metadata (model_config, input_size, ...)
+            if hasattr(model, attr):
+                setattr(self, attr, getattr(model, attr))
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self.eval()
+
+    def temporal_features(self, x: Tensor) -> Tensor:
+        """``(B, 1, T, H, W) -> (B, 768, T)``."""
+        if x.dim() != 5 or x.shape[1] != 1:
+            raise ValueError(f"expected input of shape (B, 1, T, H, W), got {tuple(x.shape)}")
+        b, t = x.shape[0], x.shape[2]
+        feats = self.trunk(self.frontend(x))  # (B*T, 512, h, w)
+        feats = feats.mean((2, 3)).reshape(b, t, -1).transpose(1, 2)  # (B, 512, T)
+        return self.tcn(feats.contiguous())
+
+    def forward_with_weights(self, x: Tensor, lengths: Tensor | Sequence[int] | None = None) -> DetectorOutput:
+        """Logits ``(B,)`` and pooling weights ``(B, T)``."""
+        feats = self.temporal_features(x)
+        b, _, t = feats.shape
+        mask = lengths_to_mask(lengths, b, t, feats.device)
+        pooled, weights = (masked_mean_pool(feats, mask) if self.attention is None
+                           else self.attention(feats, mask))
+        logits = self.classifier(pooled)
+        return DetectorOutput(logits=logits.squeeze(1) if self.num_classes == 1 else logits, weights=weights)
+
+    def forward(self, x: Tensor, lengths: Tensor | Sequence[int] | None = None) -> Tensor:
+        """``x`` (B, 1, T, 88, 88) -> logits ``(B,)``."""
+        return self.forward_with_weights(x, lengths).logits
+
+    def train(self, mode: bool = True) -> LipForensicsInference:
+        """Inference-only: ``train(True)`` is refused."""
+        if mode:
+            raise RuntimeError("LipForensicsInference is eval-only; train the LipForensics model instead")
+        return super().train(False)
+
+
+def optimize_for_inference(model: LipForensics) -> LipForensicsInference:
+    """A fast eval-only copy of ``model`` for scoring (detect / evaluate).
+
+    BatchNorm is folded into the convolutions, the 3D stem runs as a channels-last 2D conv over
+    5-frame stacks, and the trunk runs channels-last. Use it under ``torch.inference_mode()``.
+    Outputs equal ``model.eval()``'s within ~1e-5. The original model is not modified; the copy is
+    on the same device as ``model``.
+    """
+    was_training = model.training
+    try:
+        return LipForensicsInference(model)
+    finally:
+        model.train(was_training)
