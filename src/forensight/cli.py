@@ -269,8 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("root", type=Path, help="dataset root (FaceForensics++, Celeb-DF-v2, DFDC, folder) or a CSV")
     s.add_argument("--out", type=Path, required=True, help="cache folder (resumed if it exists)")
     s.add_argument("--layout", default="auto", choices=["auto", "ffpp", "celebdf", "dfdc", "folder", "csv"])
-    s.add_argument("--preset", default="region", choices=["region", "lips"],
-                   help="region: 32 linear frames, frame/full/eyes/mouth at 224; lips: every frame, 96-px aligned mouths")
+    s.add_argument("--preset", default="region", choices=["region", "lips", "mouth_crops"],
+                   help="region: 32 linear frames, frame/full/eyes/mouth at 224; lips: every frame, 96-px "
+                        "aligned mouths; mouth_crops: the videos already are 96x96 aligned mouth crops")
     s.add_argument("--config", type=Path, help="YAML with preprocessing fields (overrides the preset)")
     s.add_argument("--sampling", choices=["linear", "stride", "all", "clips"])
     s.add_argument("--frames", type=int, help="frames for linear sampling")

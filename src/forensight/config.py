@@ -17,6 +17,7 @@ import yaml
 
 T = TypeVar("T")
 
+INPUTS = ("video", "mouth_crops")
 SAMPLING_MODES = ("linear", "stride", "all", "clips")
 REGIONS = ("frame", "full", "eyes", "mouth", "lips")
 DETECTORS = ("dlib_hog", "haar", "dlib_cnn")
@@ -66,6 +67,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 class PreprocessConfig:
     """How videos become cached face-region clips.
 
+    Input:
+        input: "video" (any video; faces are found) or "mouth_crops" (videos that already are
+            aligned ``lips_size`` x ``lips_size`` mouth crops, e.g. the LipForensics examples:
+            no detection, each frame becomes the "lips" crop in grayscale; regions must be
+            ("lips",), and no landmarks exist, so they are stored as NaN).
     Sampling (frame indices are always recorded):
         sampling: "linear" = ``num_frames`` evenly spaced over the whole video;
             "stride" = every ``stride``-th frame; "all" = every frame;
@@ -97,6 +103,7 @@ class PreprocessConfig:
         min_frames: videos with fewer sampled frames are refused as "too_short".
     """
 
+    input: str = "video"
     sampling: str = "linear"
     num_frames: int = 32
     stride: int = 1
@@ -119,6 +126,10 @@ class PreprocessConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "regions", tuple(self.regions))
+        if self.input not in INPUTS:
+            raise ValueError(f"input must be one of {INPUTS}, got {self.input!r}")
+        if self.input == "mouth_crops" and tuple(self.regions) != ("lips",):
+            raise ValueError(f"input 'mouth_crops' gives only the 'lips' region, got {list(self.regions)}")
         if self.sampling not in SAMPLING_MODES:
             raise ValueError(f"sampling must be one of {SAMPLING_MODES}, got {self.sampling!r}")
         if self.detector not in DETECTORS:
@@ -157,4 +168,6 @@ PREPROCESS_PRESETS: dict[str, PreprocessConfig] = {
     "region": PreprocessConfig(),
     # LipForensics: every frame, 96x96 aligned grayscale mouths (88x88 centre crop at load time).
     "lips": PreprocessConfig(sampling="all", regions=("lips",), smooth_window=1),
+    # Videos that already are 96x96 aligned mouth crops (the LipForensics examples).
+    "mouth_crops": PreprocessConfig(input="mouth_crops", sampling="all", regions=("lips",), smooth_window=1),
 }

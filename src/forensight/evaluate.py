@@ -73,7 +73,7 @@ def evaluate(model: str | Path | LoadedModel, cache_root: str | Path, out_dir: s
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0,
                                          collate_fn=collate_clips)
     autocast = torch.bfloat16 if dev == "cuda" else None
-    preds = predict_loader(lm.model, loader, lm.model_config, device=dev, progress=progress,
+    preds = predict_loader(lm.inference_model(), loader, lm.model_config, device=dev, progress=progress,
                            autocast_dtype=autocast)
     ids, y, s = preds.video_scores()
     if len(set(y.tolist())) < 2:

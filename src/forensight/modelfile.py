@@ -25,7 +25,11 @@ FORMAT = "forensight-model-v1"
 
 @dataclass
 class LoadedModel:
-    """A model ready for inference and what it was trained with."""
+    """A model ready for inference and what it was trained with.
+
+    ``model`` is the trained module; ``inference_model()`` gives the fastest equivalent for eval
+    (LipForensics: BatchNorm folded into convolutions, outputs equal within 1e-6).
+    """
 
     model: nn.Module
     model_config: Any
@@ -33,10 +37,21 @@ class LoadedModel:
     threshold: float
     payload: dict[str, Any]
     path: Path
+    _fast: nn.Module | None = None
 
     @property
     def preprocess_hash(self) -> str:
         return self.preprocess.hash
+
+    def inference_model(self) -> nn.Module:
+        """An eval-only model with the same outputs, optimised where the architecture allows."""
+        if self.model_config.arch == "lipforensics":
+            from forensight.models.lipforensics import optimize_for_inference
+
+            if self._fast is None:
+                self._fast = optimize_for_inference(self.model)
+            return self._fast
+        return self.model
 
 
 def save_model_file(path: str | Path, model: nn.Module, model_cfg: Any, preprocess: PreprocessConfig,

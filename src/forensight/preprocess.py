@@ -171,6 +171,8 @@ def process_video(record: VideoRecord, cfg: PreprocessConfig, buffer_mb: float =
     idx = index_video(record.path, max_side=cfg.max_side)
     wanted = sample_indices(idx.info.num_frames, cfg)
     timer.add("index", t0)
+    if cfg.input == "mouth_crops":
+        return _process_mouth_crops(record, cfg, idx, wanted, timer, threads)
     frame_mb = idx.info.width * idx.info.height * 3 / 2**20
     keep = wanted.size * frame_mb <= buffer_mb
     decoded = iter_frames(record.path, wanted, index=idx, threads=threads)
@@ -186,6 +188,33 @@ def process_video(record: VideoRecord, cfg: PreprocessConfig, buffer_mb: float =
     return ProcessedVideo(record=record, index=idx, frames_idx=np.asarray(nums, np.int64),
                           timestamps=np.asarray(times, np.float64), track=track, regions=regions,
                           timings=timings)
+
+
+def _process_mouth_crops(record: VideoRecord, cfg: PreprocessConfig, idx: VideoIndex, wanted: np.ndarray,
+                         timer: _Timer, threads: int) -> ProcessedVideo:
+    """Videos that already are aligned mouth crops: every frame → grayscale "lips" crop."""
+    import cv2
+
+    info = idx.info
+    if (info.width, info.height) != (cfg.lips_size, cfg.lips_size):
+        raise PreprocessError(
+            "wrong_format", f"{record.path}: input 'mouth_crops' needs {cfg.lips_size}x{cfg.lips_size} frames "
+                            f"(aligned mouth crops), got {info.width}x{info.height}; use input 'video' instead")
+    nums, times, crops = [], [], []
+    t = time.perf_counter()
+    for num, ts, rgb in iter_frames(record.path, wanted, index=idx, threads=threads):
+        nums.append(num)
+        times.append(ts)
+        crops.append(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None])
+    timer.add("decode", t)
+    n = len(nums)
+    side = float(cfg.lips_size)
+    track = FaceTrack(boxes=np.tile(np.array([0, 0, side, side], np.float32), (n, 1)),
+                      landmarks=np.full((n, 68, 2), np.nan, np.float32), observed=np.ones(n, bool),
+                      scores=np.ones(n, np.float32))
+    return ProcessedVideo(record=record, index=idx, frames_idx=np.asarray(nums, np.int64),
+                          timestamps=np.asarray(times, np.float64), track=track, regions={"lips": np.stack(crops)},
+                          timings=timer.timings)
 
 
 def process_frames(frames: SampledFrames, cfg: PreprocessConfig) -> tuple[FaceTrack, dict[str, np.ndarray]]:

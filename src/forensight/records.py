@@ -157,7 +157,7 @@ class PreprocessError(Exception):
     """A video could not be turned into a cache entry; ``reason`` is a short machine code.
 
     Reasons: ``unreadable``, ``empty_file``, ``no_video_stream``, ``too_short``,
-    ``no_face``, ``too_large``, ``decode_error``, ``not_found``.
+    ``no_face``, ``too_large``, ``decode_error``, ``truncated``, ``not_found``, ``wrong_format``.
     """
 
     def __init__(self, reason: str, message: str) -> None:

@@ -17,6 +17,7 @@ Two architectures:
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -255,7 +256,8 @@ def _build_region(cfg: ModelConfig, weights: str | None) -> Detector:
 
 
 def _build_lipforensics(cfg: ModelConfig, weights: str | None) -> nn.Module:
-    from forensight.models import lipforensics as lf  # lazy: only these presets need it
+    # lazy (only these presets need it), and through sys.modules so a blocked import is honoured
+    lf = importlib.import_module("forensight.models.lipforensics")
 
     kwargs: dict[str, Any] = {"head": cfg.pooling}
     if weights is not None:
