@@ -91,7 +91,7 @@ def cmd_preprocess(a: argparse.Namespace) -> int:
 def cmd_train(a: argparse.Namespace) -> int:
     from forensight.train import TrainConfig, load_train_config, train
 
-    over = {"preset": a.preset, "region": a.region, "max_epochs": a.epochs, "patience": a.patience,
+    over = {"preset": a.preset, "region": a.region, "input_size": a.input_size, "max_epochs": a.epochs, "patience": a.patience,
             "batch_size": a.batch_size, "accumulate": a.accumulate, "lr": a.lr, "balance": a.balance,
             "init": a.init, "freeze": "none" if a.unfreeze else None, "seed": a.seed,
             "num_workers": a.num_workers, "precision": a.precision, "accelerator": a.accelerator,
@@ -295,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preset", help="model preset (see `forensight models`) or a YAML path")
     s.add_argument("--config", type=Path, help="YAML with a `train:` section")
     s.add_argument("--region", help="override the preset's region")
+    s.add_argument("--input-size", type=int, help="override the preset's input side (pixels)")
     s.add_argument("--epochs", type=int)
     s.add_argument("--patience", type=int)
     s.add_argument("--batch-size", type=int)
@@ -350,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="the whole loop on built-in synthetic data: synth, preprocess, study")
     s.add_argument("--out", type=Path, default=Path("forensight_demo"))
     s.add_argument("--pairs", type=int, default=20)
-    s.add_argument("--epochs", type=int, default=15)
+    s.add_argument("--epochs", type=int, default=18)
     s.add_argument("--workers", type=int, default=2)
     s.add_argument("--no-study", action="store_true", help="stop after preprocessing")
     s.add_argument("-q", "--quiet", action="store_true")

@@ -45,6 +45,7 @@ class TrainConfig:
     Attributes:
         preset: registered model preset (``forensight.models.list_models()``) or a YAML path.
         region: override the preset's region (frame / full / eyes / mouth / lips).
+        input_size: override the preset's input side in pixels (crops are resized on the device).
         max_epochs, patience: early stopping on validation loss with this patience (epochs).
         batch_size, accumulate: clips per step and gradient-accumulation steps.
         lr, weight_decay: AdamW.
@@ -66,6 +67,7 @@ class TrainConfig:
 
     preset: str = "region_mobile_attention"
     region: str | None = None
+    input_size: int | None = None
     max_epochs: int = 20
     patience: int = 5
     batch_size: int = 8
@@ -105,6 +107,8 @@ def resolve_model_config(cfg: TrainConfig) -> Any:
     over: dict[str, Any] = {}
     if cfg.region:
         over["region"] = cfg.region
+    if cfg.input_size:
+        over["input_size"] = int(cfg.input_size)
     p = str(cfg.preset)
     mc = load_model_config(p, **over) if p.endswith((".yaml", ".yml")) else get_model_config(p, **over)
     if mc.arch == "lipforensics":

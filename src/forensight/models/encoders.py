@@ -209,7 +209,11 @@ class MobileNetV3SmallEncoder(FrameEncoder):
 
 
 class TinyCNNEncoder(FrameEncoder):
-    """Three strided 3x3 conv + GroupNorm blocks + global average pooling, for tests.
+    """Three strided 3x3 conv + BatchNorm blocks + global average pooling (tests, quick CPU runs).
+
+    BatchNorm, not GroupNorm: per-image normalisation would remove each frame's absolute
+    colour and brightness, which is exactly what changes in a temporally sparse manipulation
+    (measured: with GroupNorm the model stayed at chance on the synthetic set).
 
     ``(N, C, H, W) -> (N, 4 * width)``.
     """
@@ -219,7 +223,7 @@ class TinyCNNEncoder(FrameEncoder):
 
         def block(cin: int, cout: int) -> nn.Sequential:
             return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False),
-                                 nn.GroupNorm(4, cout), nn.ReLU(inplace=True))
+                                 nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
         self.features = nn.Sequential(
             block(in_channels, width), block(width, 2 * width), block(2 * width, 4 * width)
