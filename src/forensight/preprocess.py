@@ -325,7 +325,10 @@ def run_preprocess(records: Sequence[VideoRecord], root: str | Path, cfg: Prepro
         if workers <= 1:
             _consume(map(_work, jobs), summary, bar)
         else:
-            ctx = mp.get_context("fork")
+            # forkserver, not fork: forking a process whose torch/OpenMP thread pools are running
+            # can deadlock the children (seen in the full test suite); the server is clean.
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload(["forensight.preprocess", "cv2", "dlib"])
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
                 _consume(pool.map(_work, jobs, chunksize=1), summary, bar)
     finally:
