@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "load_detector"]
 
 
-def load_detector(path):  # noqa: ANN001, ANN201 - re-exported lazily to keep import light
+def load_detector(path):
     """Load a trained detector from a run directory or checkpoint (see ``forensight.detect``)."""
     from forensight.detect import load_detector as _load
 

@@ -1,0 +1,69 @@
+"""End-to-end latency of `forensight detect` on a 10 s 1280x720 30 fps video (benchmark).
+
+Scores one generated talking-head video with (a) the LipForensics attention model (every frame,
+300 frames → 12 clips of 25) and (b) the region model region_b1_attention (32 linear frames, four
+regions at 224 px), and prints seconds per stage and the total as a ratio to the video's
+duration (targets on 2 CPU cores: <= 1.0x for LipForensics, <= 0.3x for the region model).
+Weights are random/deterministic: speed does not depend on their values.
+
+    python benchmarks/detect_latency.py [--device cuda] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from preprocess import make_video  # noqa: E402  (the same generated 720p video as the preprocess benchmark)
+
+from forensight.config import PREPROCESS_PRESETS, PreprocessConfig  # noqa: E402
+from forensight.detect import load_detector  # noqa: E402
+from forensight.modelfile import save_model_file  # noqa: E402
+from forensight.models.registry import build_from_config, get_model_config  # noqa: E402
+from forensight.video import probe  # noqa: E402
+
+
+def model_file(path: Path, preset: str, preprocess: PreprocessConfig) -> Path:
+    mc = get_model_config(preset)
+    torch.manual_seed(0)
+    model = build_from_config(mc, pretrained=False)
+    return save_model_file(path, model, mc, preprocess, None, threshold=0.0, val_metrics={})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--repeats", type=int, default=2)
+    a = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="forensight-detect-"))
+    video = work / "talking_head_720p.mp4"
+    make_video(video, seed=0)
+    dur = probe(video).duration_s
+    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, device {a.device}; "
+          f"video {video.name}: {dur:.1f} s 1280x720 30 fps")
+    setups = [("lipforensics_attention", PREPROCESS_PRESETS["lips"], 1.0),
+              ("region_b1_attention", PreprocessConfig(), 0.3)]
+    for preset, pp, target in setups:
+        det = load_detector(model_file(work / f"{preset}.pt", preset, pp), device=a.device)
+        det.predict(video)  # warm-up (first call builds detectors, allocators)
+        best = None
+        for _ in range(a.repeats):
+            r = det.predict(video)
+            assert r.status == "ok", (r.reason, r.message)
+            if best is None or r.timings_s["total"] < best.timings_s["total"]:
+                best = r
+        t = best.timings_s
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in t.items() if k != "total")
+        print(f"{preset:24s}: {t['total']:6.2f} s for {dur:.1f} s of video = {t['total'] / dur:.2f}x real time "
+              f"(target <= {target:.1f}x); {len(best.clips)} clip(s), {len(best.frames)} frames scored")
+        print(f"{'':24s}  stages (s): {stages}")
+
+
+if __name__ == "__main__":
+    main()
