@@ -372,3 +372,20 @@ def test_tiny_attention_learns_synthetic_set() -> None:
     fake = yte == 1
     attention_on_marked = (out.weights[fake] * marked[fake]).sum(1).mean().item()
     assert attention_on_marked > 0.5  # uniform would give 2/8 = 0.25
+
+
+def test_features_then_head_equals_forward_and_windows() -> None:
+    """Encoding once and scoring windows from the features == separate forwards (detect relies on it)."""
+    from forensight.models.registry import create_model
+
+    torch.manual_seed(0)
+    m = create_model("region_tiny_attention").eval()
+    x = torch.randn(1, 8, 3, 64, 64)
+    with torch.no_grad():
+        feats, mask = m.features(x)
+        whole = m.head(feats, mask)
+        ref = m(x)
+        torch.testing.assert_close(whole.logits, ref.logits)
+        torch.testing.assert_close(whole.weights, ref.weights)
+        win = m.head(feats[:, 2:6], torch.ones(1, 4, dtype=torch.bool))
+        torch.testing.assert_close(win.logits, m(x[:, 2:6]).logits, atol=1e-5, rtol=1e-5)

@@ -614,11 +614,27 @@ class ForensightDetector:
         return logits, weights
 
     def _call(self, x: torch.Tensor, lengths: torch.Tensor) -> Any:
-        # Dispatch on the architecture (inference.forward_detector dispatches on the presence of
-        # ``forward_with_weights``, which the region Detector now also has with another layout).
-        if self.is_clip_model:
-            return self.model.forward_with_weights(x.transpose(1, 2), lengths)
-        return self.model(x, lengths)
+        from forensight.inference import forward_detector
+
+        return forward_detector(self.model, x, lengths)
+
+    @torch.inference_mode()
+    def _forward_with_windows(self, clip: np.ndarray, windows: list[tuple[int, int]]
+                              ) -> tuple[list[float], list[np.ndarray], list[float]]:
+        """Region models: encode the clip's frames ONCE, then score the whole clip and each
+        window ``[a, b)`` of it from those features (the encoder is ~all of the cost)."""
+        from forensight.inference import prepare_batch
+
+        dev = self.device
+        x = prepare_batch(torch.from_numpy(np.ascontiguousarray(clip[None])).to(dev), self.model_config,
+                          channels_last=dev.type == "cuda")
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            feats, mask = self.model.features(x)
+            out = self.model.head(feats, mask)
+            wf = torch.cat([feats[:, a:b] for a, b in windows])
+            local = self.model.head(wf, torch.ones(wf.shape[:2], dtype=torch.bool, device=dev)).logits
+        return ([float(out.logits.float().reshape(-1)[0])], [out.weights[0].float().cpu().numpy().astype(np.float64)],
+                [float(v) for v in local.float().cpu().numpy().reshape(-1)])
 
     def _local_windows(self, n: int) -> list[tuple[int, int]]:
         if self.is_clip_model or not self.local_scores:
@@ -680,11 +696,15 @@ class ForensightDetector:
 
         region = self._region_array(regions)
         t1 = time.perf_counter()
-        logits, weights = self._forward([region[a:b] for a, b in clip_pos])
         local = self._local_windows(hi - lo + 1)
         local_logits: list[float] = []
-        if local:
-            local_logits, _ = self._forward([region[lo + a:lo + b] for a, b in local])
+        if local and len(clip_pos) == 1 and clip_pos[0][0] == lo and hasattr(self.model, "head"):
+            a0, b0 = clip_pos[0]
+            logits, weights, local_logits = self._forward_with_windows(region[a0:b0], local)
+        else:
+            logits, weights = self._forward([region[a:b] for a, b in clip_pos])
+            if local:
+                local_logits, _ = self._forward([region[lo + a:lo + b] for a, b in local])
         timings["model"] = time.perf_counter() - t1
 
         video_logit = float(np.mean(logits))

@@ -141,20 +141,36 @@ class Detector(nn.Module):
         Returns:
             DetectorOutput(logits (B,), weights (B, T)).
         """
+        feats, mask = self.features(x, lengths)
+        return self.head(feats, mask)
+
+    def features(self, x: Tensor, lengths: Tensor | Sequence[int] | None = None) -> tuple[Tensor, Tensor]:
+        """Per-frame encoder features: ``x (B, T, C, H, W)`` → ``feats (B, T, D)``, ``mask (B, T)``.
+
+        Padded frames are not encoded (their features are 0 and ``mask`` is False there).
+        """
         if x.dim() != 5:
             raise ValueError(f"expected x of shape (B, T, C, H, W), got {tuple(x.shape)}")
         b, t, c = x.shape[:3]
         if c != self.in_channels:
             raise ValueError(f"model expects {self.in_channels} channels, got {c} (x shape {tuple(x.shape)})")
         mask = lengths_to_mask(None if lengths is None else torch.as_tensor(lengths), b, t, x.device)
-        lengths_t = mask.sum(dim=1)
         if bool(mask.all()):
             feats = self.encode_frames(x.reshape(b * t, *x.shape[2:])).reshape(b, t, -1)
         else:
             valid = self.encode_frames(x[mask])  # (N_valid, D)
             feats = valid.new_zeros(b, t, valid.shape[-1])
             feats[mask] = valid
-        h = self.temporal(feats, None if lengths is None else lengths_t)
+        return feats, mask
+
+    def head(self, feats: Tensor, mask: Tensor) -> DetectorOutput:
+        """Temporal model + pooling + classifier on encoder features ``(B, T, D)`` with ``mask (B, T)``.
+
+        Lets a caller encode frames once and score several windows of them (``detect`` does).
+        """
+        lengths_t = mask.sum(dim=1)
+        full = bool(mask.all())
+        h = self.temporal(feats, None if full else lengths_t)
         pooled, weights = self.pooling(h, mask)
         logits = self.classifier(pooled).squeeze(-1)
         return DetectorOutput(logits=logits, weights=weights)
