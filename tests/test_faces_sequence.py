@@ -64,7 +64,7 @@ def test_real_face_found_by_roi_matches_full_detection() -> None:
     from conftest import moving_face_frames
 
     frames = moving_face_frames(6, size=(640, 512))
-    seq = SequenceFaceDetector(get_detector("dlib_hog"), max_side=640, face_px=100, full_every=8)
+    seq = SequenceFaceDetector(get_detector("dlib_hog"), max_side=640, face_px=100, full_every=8, max_upscale=1.0)
     full = get_detector("dlib_hog")
     for f in frames:
         b_seq, _ = seq.detect(f)
@@ -76,3 +76,22 @@ def test_real_face_found_by_roi_matches_full_detection() -> None:
             j = int(err.argmin())
             assert err[j] < 0.15 * (b_full[j, 2] - b_full[j, 0])
     assert seq.roi_calls >= 4
+
+
+class _MinSize(_Fake):
+    """Like _Fake but, as dlib HOG, blind to faces smaller than 80 px in the image it gets."""
+
+    def detect(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        boxes, scores = super().detect(rgb)
+        keep = (boxes[:, 2] - boxes[:, 0]) >= 80
+        return boxes[keep], scores[keep]
+
+
+def test_small_frames_are_upscaled_for_detection() -> None:
+    small = _frame(60, 40, s=60, w=176, h=144)  # a 60-px face in a 176x144 video (like carphone)
+    assert len(SequenceFaceDetector(_MinSize(), max_upscale=1.0).detect(small)[0]) == 0
+    det = SequenceFaceDetector(_MinSize(), max_side=640, face_px=100, max_upscale=2.0)
+    for _ in range(3):  # full pass, then region-of-interest passes, all upscaled
+        boxes, _ = det.detect(small)
+        np.testing.assert_allclose(boxes[0], [60, 40, 120, 100], atol=2)
+    assert det.roi_calls == 2 and det.full_calls == 1

@@ -88,6 +88,8 @@ class PreprocessConfig:
             ``detect_full_every``-th sampled frame, and after any miss), faces are searched only
             around the previous frame's faces, scaled so the largest is about ``detect_face_px``
             pixels (``faces.sequence.SequenceFaceDetector``). 0 = full frame always.
+        detect_max_upscale: small frames are enlarged up to this factor for detection (dlib
+            HOG misses faces under ~80 px; e.g. a 176x144 video's 60-px face). 1 = never.
         smooth_window: source-video frames in the centred temporal smoothing window of boxes and
             landmarks (odd; 1 = none). With sparse sampling it covers fewer samples (see
             ``preprocess.effective_smooth_window``), so distant samples are never averaged.
@@ -114,6 +116,7 @@ class PreprocessConfig:
     detect_max_side: int = 640
     detect_face_px: int = 100
     detect_full_every: int = 16
+    detect_max_upscale: float = 2.0
     smooth_window: int = 5
     regions: tuple[str, ...] = ("frame", "full", "eyes", "mouth")
     size: int = 224
@@ -147,6 +150,8 @@ class PreprocessConfig:
             raise ValueError(f"smooth_window must be odd (a centred window), got {self.smooth_window}")
         if self.max_frames < 0 or self.max_clips < 0:
             raise ValueError("max_frames and max_clips must be >= 0 (0 = no cap)")
+        if not 1.0 <= self.detect_max_upscale <= 4.0:
+            raise ValueError(f"detect_max_upscale must be in [1, 4], got {self.detect_max_upscale}")
         if not 0 <= self.face_margin <= 2:
             raise ValueError(f"face_margin must be in [0, 2], got {self.face_margin}")
 

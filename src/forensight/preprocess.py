@@ -90,7 +90,8 @@ def _track_and_crop_frames(
     from forensight.faces.sequence import SequenceFaceDetector
 
     detector = SequenceFaceDetector(get_detector(cfg.detector), max_side=cfg.detect_max_side,
-                                    face_px=cfg.detect_face_px, full_every=cfg.detect_full_every)
+                                    face_px=cfg.detect_face_px, full_every=cfg.detect_full_every,
+                                    max_upscale=cfg.detect_max_upscale)
     predictor = get_landmark_predictor()
     nums: list[int] = []
     times: list[float] = []

@@ -27,10 +27,12 @@ class SequenceFaceDetector:
         face_px: target face size of the region-of-interest pass; 0 = always full frame.
         full_every: full-frame detection every this many frames (>= 1).
         roi_margin: the region of interest extends each face box by this fraction of its size.
+        max_upscale: small frames (longer side < ``max_side``) are enlarged up to this factor for
+            detection, so faces below the detector's minimum size (dlib HOG: 80 px) are found.
     """
 
     def __init__(self, detector: FaceDetector, max_side: int = 640, face_px: int = 120, full_every: int = 8,
-                 roi_margin: float = 0.6) -> None:
+                 roi_margin: float = 0.6, max_upscale: float = 2.0) -> None:
         if full_every < 1:
             raise ValueError("full_every must be >= 1")
         self.detector = detector
@@ -38,6 +40,7 @@ class SequenceFaceDetector:
         self.face_px = int(face_px)
         self.full_every = int(full_every)
         self.roi_margin = float(roi_margin)
+        self.max_upscale = max(1.0, float(max_upscale))
         self._prev: np.ndarray = np.zeros((0, 4), np.float32)
         self._n = 0
         self.full_calls = 0
@@ -45,7 +48,14 @@ class SequenceFaceDetector:
 
     def _full(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self.full_calls += 1
-        return detect_downscaled(self.detector, rgb, self.max_side)
+        longer = max(rgb.shape[:2])
+        up = min(self.max_upscale, self.max_side / float(longer))
+        if up <= 1.0:
+            return detect_downscaled(self.detector, rgb, self.max_side)
+        big = cv2.resize(rgb, (round(rgb.shape[1] * up), round(rgb.shape[0] * up)), interpolation=cv2.INTER_LINEAR)
+        boxes, scores = self.detector.detect(big)
+        sx, sy = rgb.shape[1] / big.shape[1], rgb.shape[0] / big.shape[0]
+        return (boxes.astype(np.float32) * np.array([sx, sy, sx, sy], np.float32)).reshape(-1, 4), scores
 
     def _roi(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self.roi_calls += 1
@@ -58,11 +68,12 @@ class SequenceFaceDetector:
         y1 = int(min(h, np.ceil((b[:, 3] + self.roi_margin * size).max())))
         if x1 - x0 < 16 or y1 - y0 < 16:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
-        scale = min(1.0, self.face_px / float(size.max()), self.max_side / float(max(x1 - x0, y1 - y0)))
+        scale = min(self.max_upscale, self.face_px / float(size.max()),
+                    self.max_side / float(max(x1 - x0, y1 - y0)))
         roi = rgb[y0:y1, x0:x1]
-        if scale < 1.0:
+        if scale != 1.0:
             roi = cv2.resize(roi, (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))),
-                             interpolation=cv2.INTER_AREA)
+                             interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         boxes, scores = self.detector.detect(np.ascontiguousarray(roi))
         if len(boxes):
             sx = (x1 - x0) / roi.shape[1]
