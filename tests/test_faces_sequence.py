@@ -94,4 +94,4 @@ def test_small_frames_are_upscaled_for_detection() -> None:
     for _ in range(3):  # full pass, then region-of-interest passes, all upscaled
         boxes, _ = det.detect(small)
         np.testing.assert_allclose(boxes[0], [60, 40, 120, 100], atol=2)
-    assert det.roi_calls == 2 and det.full_calls == 1
+    assert det.roi_calls == 2 and det.full_calls == 1  # the full pass retried enlarged once

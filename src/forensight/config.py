@@ -88,8 +88,9 @@ class PreprocessConfig:
             ``detect_full_every``-th sampled frame, and after any miss), faces are searched only
             around the previous frame's faces, scaled so the largest is about ``detect_face_px``
             pixels (``faces.sequence.SequenceFaceDetector``). 0 = full frame always.
-        detect_max_upscale: small frames are enlarged up to this factor for detection (dlib
-            HOG misses faces under ~80 px; e.g. a 176x144 video's 60-px face). 1 = never.
+        detect_max_upscale: a small frame where a full pass finds no face is retried enlarged up
+            to this factor (dlib HOG misses faces under ~80 px; e.g. a 176x144 video's 60-px
+            face). 1 = never.
         smooth_window: source-video frames in the centred temporal smoothing window of boxes and
             landmarks (odd; 1 = none). With sparse sampling it covers fewer samples (see
             ``preprocess.effective_smooth_window``), so distant samples are never averaged.

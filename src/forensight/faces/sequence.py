@@ -27,8 +27,9 @@ class SequenceFaceDetector:
         face_px: target face size of the region-of-interest pass; 0 = always full frame.
         full_every: full-frame detection every this many frames (>= 1).
         roi_margin: the region of interest extends each face box by this fraction of its size.
-        max_upscale: small frames (longer side < ``max_side``) are enlarged up to this factor for
-            detection, so faces below the detector's minimum size (dlib HOG: 80 px) are found.
+        max_upscale: when a full pass finds nothing in a small frame (longer side < ``max_side``),
+            it is retried enlarged up to this factor, so faces below the detector's minimum size
+            (dlib HOG: 80 px) are found; region-of-interest passes enlarge small faces likewise.
     """
 
     def __init__(self, detector: FaceDetector, max_side: int = 640, face_px: int = 120, full_every: int = 8,
@@ -48,10 +49,12 @@ class SequenceFaceDetector:
 
     def _full(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self.full_calls += 1
-        longer = max(rgb.shape[:2])
-        up = min(self.max_upscale, self.max_side / float(longer))
-        if up <= 1.0:
-            return detect_downscaled(self.detector, rgb, self.max_side)
+        boxes, scores = detect_downscaled(self.detector, rgb, self.max_side)
+        up = min(self.max_upscale, self.max_side / float(max(rgb.shape[:2])))
+        if len(boxes) or up <= 1.0:
+            return boxes, scores
+        # nothing at native scale in a small frame: retry enlarged (faces under the detector's
+        # minimum size); only then, so normal videos get no extra false positives
         big = cv2.resize(rgb, (round(rgb.shape[1] * up), round(rgb.shape[0] * up)), interpolation=cv2.INTER_LINEAR)
         boxes, scores = self.detector.detect(big)
         sx, sy = rgb.shape[1] / big.shape[1], rgb.shape[0] / big.shape[0]
