@@ -127,3 +127,13 @@ def test_ddp_two_cpu_processes(tiny_cache: Path, tmp_path: Path) -> None:
     assert (run / "model.pt").exists()
     payload = torch.load(run / "model.pt", weights_only=True)
     assert payload["train_config"]["devices"] == 2 and payload["train_config"]["strategy"] == "ddp"
+
+
+def test_model_file_errors_are_specific(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(os.urandom(4096))
+    with pytest.raises(ValueError, match="not a PyTorch zip archive"):
+        load_model_file(junk)
+    torch.save({"format": "something-else"}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="not a forensight model file"):
+        load_model_file(tmp_path / "foreign.pt")

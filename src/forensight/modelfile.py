@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,9 @@ def load_model_file(path: str | Path, device: str | torch.device = "cpu") -> Loa
     from forensight.models.registry import ModelConfig, build_from_config
 
     f = resolve_model_path(path)
+    if not zipfile.is_zipfile(f):
+        raise ValueError(f"{f} is not a forensight model file: not a PyTorch zip archive (damaged, or another "
+                         "kind of file)")
     try:
         payload = torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
