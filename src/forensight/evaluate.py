@@ -60,15 +60,13 @@ def evaluate(model: str | Path | LoadedModel, cache_root: str | Path, out_dir: s
     """
     from forensight.metrics import compute_all
     from forensight.report import plot_confusion, plot_roc, write_json
-    from forensight.train import clip_len_for, make_dataset
+    from forensight.train import make_dataset, model_clip_len
 
     t0 = time.perf_counter()
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     lm = model if isinstance(model, LoadedModel) else load_model_file(model, device=dev)
     cache = Cache.open(cache_root, expect_hash=lm.preprocess_hash)
-    from forensight.train import TrainConfig
-
-    clip_len = clip_len_for(TrainConfig(), lm.model_config)
+    clip_len = model_clip_len(lm.model_config)
     ds = make_dataset(cache, split, lm.model_config, clip_len, max_clips=max_clips, max_frames=max_frames)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0,
                                          collate_fn=collate_clips)

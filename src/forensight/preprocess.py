@@ -81,7 +81,7 @@ class _Timer:
         return t1
 
 
-def _track_and_crop_frames(
+def _detect_pass(
     frames: Iterable[tuple[int, float, np.ndarray]], cfg: PreprocessConfig, keep: bool, timer: _Timer,
 ) -> tuple[list[int], list[float], list[Any], list[np.ndarray]]:
     """Pass 1: detections + landmarks for every sampled frame; optionally keep the frames."""
@@ -177,7 +177,7 @@ def process_video(record: VideoRecord, cfg: PreprocessConfig, buffer_mb: float =
     frame_mb = idx.info.width * idx.info.height * 3 / 2**20
     keep = wanted.size * frame_mb <= buffer_mb
     decoded = iter_frames(record.path, wanted, index=idx, threads=threads)
-    nums, times, dets, kept = _track_and_crop_frames(prefetch(decoded) if overlap else decoded, cfg, keep, timer)
+    nums, times, dets, kept = _detect_pass(prefetch(decoded) if overlap else decoded, cfg, keep, timer)
 
     t = time.perf_counter()
     track, lips = _track(dets, nums, cfg)
@@ -222,7 +222,7 @@ def process_frames(frames: SampledFrames, cfg: PreprocessConfig) -> tuple[FaceTr
     """Preprocess frames already in memory (uint8 (T,H,W,3) RGB): the face track and region crops."""
     timer = _Timer({})
     items = zip(frames.indices.tolist(), frames.timestamps.tolist(), frames.frames)
-    nums, _, dets, _ = _track_and_crop_frames(items, cfg, False, timer)
+    nums, _, dets, _ = _detect_pass(items, cfg, False, timer)
     track, lips = _track(dets, nums, cfg)
     return track, _crop_all(iter(frames.frames), track, lips, cfg, timer)
 

@@ -121,10 +121,15 @@ def resolve_model_config(cfg: TrainConfig) -> Any:
     return mc
 
 
-def clip_len_for(cfg: TrainConfig, model_cfg: Any) -> int | None:
-    if cfg.clip_len is not None:
-        return cfg.clip_len
+def model_clip_len(model_cfg: Any) -> int | None:
+    """Frames per input clip a model reads: LipForensics 25-frame clips; region models None
+    (the whole sampled sequence of a video is one clip)."""
     return int(model_cfg.num_frames) if model_cfg.arch == "lipforensics" else None
+
+
+def clip_len_for(cfg: TrainConfig, model_cfg: Any) -> int | None:
+    """The training clip length: the run's override, else the model's."""
+    return cfg.clip_len if cfg.clip_len is not None else model_clip_len(model_cfg)
 
 
 def make_dataset(cache: Cache, split: str, model_cfg: Any, clip_len: int | None, max_clips: int = 0,
