@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from forensight.report import (
-    plot_attention_timeline,
     plot_confusion,
     plot_roc,
     plot_roc_multi,
@@ -50,21 +49,6 @@ def test_confusion_plot(tmp_path: Path) -> None:
     assert _is_png(plot_confusion([[0, 0], [0, 0]], tmp_path / "cm0.png"))
     with pytest.raises(ValueError, match="2x2"):
         plot_confusion([[1, 2, 3]], tmp_path / "bad.png")
-
-
-def test_attention_timeline(tmp_path: Path) -> None:
-    t = np.arange(32) / 25.0
-    w = np.random.default_rng(1).random(32)
-    w /= w.sum()
-    assert _is_png(plot_attention_timeline(t, w, tmp_path / "a.png"))
-    assert _is_png(plot_attention_timeline(t, w, tmp_path / "b.png", scores=0.83, title="video 000"))
-    assert _is_png(plot_attention_timeline(t, w, tmp_path / "c.png", scores=np.repeat([0.2, 0.9], 16)))
-    assert _is_png(plot_attention_timeline(t, w, tmp_path / "d.png", scores=([0.5, 1.0], [-1.0, 2.5])))
-    assert _is_png(plot_attention_timeline([0.0], [1.0], tmp_path / "e.png"))
-    with pytest.raises(ValueError, match="equally long"):
-        plot_attention_timeline(t, w[:5], tmp_path / "bad.png")
-    with pytest.raises(ValueError, match="one per timestamp"):
-        plot_attention_timeline(t, w, tmp_path / "bad.png", scores=[0.1, 0.2, 0.3])
 
 
 def test_write_table(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from forensight.config import PreprocessConfig
+from forensight.io import atomic_write_text
 from forensight.records import VideoRecord, safe_name
 
 FORMAT_VERSION = 1
@@ -68,18 +69,6 @@ class CacheEntry:
 
     def __len__(self) -> int:
         return int(self.indices.shape[0])
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
@@ -120,7 +109,7 @@ class Cache:
         root.mkdir(parents=True, exist_ok=True)
         (root / "entries").mkdir(exist_ok=True)
         (root / "failed").mkdir(exist_ok=True)
-        _atomic_write_text(meta_path, json.dumps(
+        atomic_write_text(meta_path, json.dumps(
             {"format": FORMAT_VERSION, "config_hash": config.hash, "preprocess": config.to_dict()}, indent=2))
         return cls(root, config)
 
@@ -197,7 +186,7 @@ class Cache:
         data = {"video_id": record.video_id, "record": record.to_dict(), "status": "failed",
                 "reason": reason, "message": message, "config_hash": self.config.hash,
                 "written_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        _atomic_write_text(self.failure_path(record.video_id), json.dumps(data, indent=1))
+        atomic_write_text(self.failure_path(record.video_id), json.dumps(data, indent=1))
         with open(self.root / "preprocess.log", "a") as log:
             log.write(f"{data['written_at']}\tFAILED\t{record.video_id}\t{reason}\t{message}\n")
 
@@ -234,7 +223,7 @@ class Cache:
         for r in self.rows():
             w.writerow(r)
         path = self.root / "manifest.csv"
-        _atomic_write_text(path, buf.getvalue())
+        atomic_write_text(path, buf.getvalue())
         return path
 
     def load(self, video_id: str, regions: tuple[str, ...] | list[str] | None = None,

@@ -23,7 +23,6 @@ import hashlib
 import html
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Sequence
@@ -35,8 +34,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from forensight.io import atomic_write_bytes, atomic_write_text
+from forensight.report import to_jsonable
 from forensight.detect import DetectionResult
-from forensight.report import _atomic_write_text, to_jsonable
 
 log = logging.getLogger(__name__)
 
@@ -79,24 +79,13 @@ def _safe_target(out_dir: Path, filename: str) -> Path:
 
 
 def _write_bytes(out_dir: Path, filename: str, data: bytes) -> Path:
-    target = _safe_target(out_dir, filename)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(target)
-    return target
+    """Write ``data`` atomically to ``out_dir / filename`` after :func:`_safe_target`'s checks."""
+    return atomic_write_bytes(_safe_target(out_dir, filename), data)
 
 
 def _write_text(out_dir: Path, filename: str, text: str) -> Path:
-    target = _safe_target(out_dir, filename)
-    _atomic_write_text(target, text)
-    os.chmod(target, 0o666 & ~_umask())  # mkstemp makes 0600; pages are meant to be shared
-    return target
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """Write ``text`` (UTF-8) atomically to ``out_dir / filename`` after :func:`_safe_target`'s checks."""
+    return atomic_write_text(_safe_target(out_dir, filename), text)
 
 
 # ---- images ---------------------------------------------------------------------------------

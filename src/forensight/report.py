@@ -1,4 +1,4 @@
-"""Report artefacts: ROC curves, confusion matrices, attention timelines, tables and JSON.
+"""Report artefacts: ROC curves, confusion matrices, contact sheets, tables and JSON.
 
 Plots use matplotlib's object API (``Figure`` + Agg canvas) and never touch ``pyplot``'s global
 state or the interactive backend, so they are safe in workers and headless machines. Every
@@ -12,8 +12,6 @@ import dataclasses
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,11 +20,11 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from forensight.io import atomic_write_json, atomic_write_text
 from forensight.metrics import auc as _auc
 from forensight.metrics import roc_points
 
 __all__ = [
-    "plot_attention_timeline",
     "plot_confusion",
     "plot_roc",
     "plot_roc_multi",
@@ -111,65 +109,6 @@ def plot_confusion(
     return _save(fig, path)
 
 
-def plot_attention_timeline(
-    timestamps_s: ArrayLike,
-    weights: ArrayLike,
-    path: str | Path,
-    scores: ArrayLike | float | tuple[ArrayLike, ArrayLike] | None = None,
-    title: str = "",
-    score_label: str = "P(fake)",
-) -> Path:
-    """Pooling weights over time (bars) with clip scores on a twin axis.
-
-    Args:
-        timestamps_s: ``(T,)`` time of each sampled frame in seconds.
-        weights: ``(T,)`` attention (or uniform) weight of each frame.
-        scores: None; a scalar (one clip/video score, drawn as a horizontal line); ``(T,)``
-            values aligned with ``timestamps_s`` (e.g. each frame's clip score, drawn as a step
-            line); or a pair ``(times_s (K,), values (K,))`` for K clip scores at their own times.
-        score_label: twin-axis label (scores are drawn as given, e.g. probabilities or logits).
-    """
-    t = np.asarray(timestamps_s, dtype=np.float64).reshape(-1)
-    w = np.asarray(weights, dtype=np.float64).reshape(-1)
-    if t.shape != w.shape or t.size == 0:
-        raise ValueError(
-            f"timestamps and weights must be non-empty and equally long, got {t.size} and {w.size}"
-        )
-    fig = _new_figure(8.0, 3.2)
-    ax = fig.add_subplot(1, 1, 1)
-    width = 0.8 * float(np.median(np.diff(np.sort(t)))) if t.size > 1 else 0.04
-    width = width if width > 0 else 0.04
-    ax.bar(t, w, width=width, color="tab:blue", alpha=0.75, label="attention weight")
-    ax.set(xlabel="time (s)", ylabel="weight", title=title)
-    ax.set_ylim(0, max(float(w.max()) * 1.15, 1e-6))
-    ax.grid(alpha=0.3, axis="y")
-    if scores is not None:
-        ax2 = ax.twinx()
-        if isinstance(scores, tuple) and len(scores) == 2:
-            st = np.asarray(scores[0], dtype=np.float64).reshape(-1)
-            sv = np.asarray(scores[1], dtype=np.float64).reshape(-1)
-            if st.shape != sv.shape:
-                raise ValueError("score times and values differ in length")
-            ax2.plot(st, sv, "o-", color="tab:red", lw=1.5, label=score_label)
-        elif np.ndim(scores) == 0:
-            ax2.axhline(float(scores), color="tab:red", lw=1.5, label=score_label)  # type: ignore[arg-type]
-        else:
-            sv = np.asarray(scores, dtype=np.float64).reshape(-1)
-            if sv.shape != t.shape:
-                raise ValueError(f"scores must have {t.size} values (one per timestamp), got {sv.size}")
-            ax2.step(t, sv, where="mid", color="tab:red", lw=1.5, label=score_label)
-        lines = ax2.get_lines()
-        vals = np.concatenate([np.asarray(ln.get_ydata(), dtype=np.float64) for ln in lines]) if lines else []
-        if len(vals) and float(np.min(vals)) >= 0.0 and float(np.max(vals)) <= 1.0:
-            ax2.set_ylim(0.0, 1.02)  # probabilities: show the whole scale
-        ax2.set_ylabel(score_label, color="tab:red")
-        ax2.tick_params(axis="y", colors="tab:red")
-        handles = ax.get_legend_handles_labels()
-        h2 = ax2.get_legend_handles_labels()
-        ax.legend(handles[0] + h2[0], handles[1] + h2[1], loc="upper right", fontsize=8)
-    return _save(fig, path)
-
-
 # --------------------------------------------------------------------------------------------
 # Tables and JSON
 
@@ -206,27 +145,22 @@ def to_jsonable(obj: Any) -> Any:
     raise TypeError(f"cannot convert {type(obj).__name__} to JSON")
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _write_text(path: str | Path, text: str) -> Path:
+    """Create the parent folders of ``path``, then write ``text`` there atomically (UTF-8)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_text(p, text)
 
 
 def write_json(obj: Any, path: str | Path, indent: int = 2) -> Path:
-    """Write ``obj`` as strict JSON atomically (temp file in the same folder, then ``os.replace``)."""
+    """Write ``obj`` as strict JSON atomically (temp file in the same folder, then ``os.replace``).
+
+    ``obj`` is first converted with :func:`to_jsonable` (so NaN becomes ``null``); missing parent
+    folders are created.
+    """
     p = Path(path)
-    _atomic_write_text(p, json.dumps(to_jsonable(obj), indent=indent, allow_nan=False) + "\n")
-    return p
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_json(p, to_jsonable(obj), indent=indent)
 
 
 def _fmt_md(v: Any, digits: int) -> str:
@@ -270,14 +204,14 @@ def write_table(
     body = ["| " + " | ".join(_fmt_md(r.get(c), digits) for c in cols) + " |" for r in rows]
     md = "\n".join([header, sep, *body]) + "\n"
     if path_md is not None:
-        _atomic_write_text(Path(path_md), md)
+        _write_text(path_md, md)
     if path_csv is not None:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(cols)
         for r in rows:
             writer.writerow([_fmt_csv(r.get(c)) for c in cols])
-        _atomic_write_text(Path(path_csv), buf.getvalue())
+        _write_text(path_csv, buf.getvalue())
     return md
 
 

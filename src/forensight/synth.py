@@ -87,7 +87,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from forensight.io import atomic_write_json
 from forensight.records import SPLITS
+from forensight.regions import similarity_transform
 from forensight.video import write_video
 
 __all__ = [
@@ -428,16 +430,6 @@ def _bursts(num_frames: int, sparsity: float, rng: np.random.Generator, min_len:
     return out
 
 
-def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity (rotation, uniform scale, translation; no reflection) src → dst, 2x3."""
-    ms, md = src.mean(0), dst.mean(0)
-    zs = (src[:, 0] - ms[0]) + 1j * (src[:, 1] - ms[1])
-    zd = (dst[:, 0] - md[0]) + 1j * (dst[:, 1] - md[1])
-    c = (np.conj(zs) * zd).sum() / max(float((np.abs(zs) ** 2).sum()), 1e-9)
-    a = np.array([[c.real, -c.imag], [c.imag, c.real]])
-    return np.hstack([a, (md - a @ ms)[:, None]])
-
-
 def _affine(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Least-squares affine map src → dst, 2x3."""
     x = np.hstack([src, np.ones((len(src), 1))]).astype(np.float64)
@@ -555,7 +547,7 @@ def _face2face(tgt: np.ndarray, tlm: np.ndarray, src: np.ndarray, slm: np.ndarra
     boxes = []
     for k in np.nonzero(env)[0]:
         j = (k + offset) % len(src)
-        m = _similarity(slm[j][_STABLE], tlm[k][_STABLE])
+        m = similarity_transform(slm[j][_STABLE], tlm[k][_STABLE])
         smouth = _apply(m, slm[j][_MOUTH_OUTER])
         both = np.vstack([tlm[k][_MOUTH_OUTER], smouth])
         mw = float(np.ptp(both[:, 0])) + 2
@@ -768,13 +760,6 @@ def _split_pairs(pairs: list[tuple[str, str]]) -> dict[str, list[tuple[str, str]
     return {"train": pairs[:n_train], "val": pairs[n_train:n_train + n_val], "test": pairs[n_train + n_val:]}
 
 
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
 def _remove_previous(root: Path) -> None:
     """Delete the videos and files a previous ``generate`` listed in ``root/dataset.json`` (only those)."""
     old = read_metadata(root)
@@ -905,16 +890,17 @@ def generate(
         name = key.split("/", 1)[1]
         meta["split"] = split_of[name.split("_")[0]]
     videos = dict(sorted(videos.items()))
+    (root / "splits").mkdir(parents=True, exist_ok=True)
     for s in SPLITS:
-        _write_json(root / "splits" / f"{s}.json", [list(p) for p in splits[s]])
+        atomic_write_json(root / "splits" / f"{s}.json", [list(p) for p in splits[s]], indent=1)
     params = {"num_pairs": num_pairs, "methods": list(methods), "frames": frames, "fps": float(fps),
               "size": [w, h], "strength": float(strength), "sparsity": float(sparsity)}
-    _write_json(root / "dataset.json", {
+    atomic_write_json(root / "dataset.json", {
         "name": "synthetic", "generator": "forensight.synth", "format_version": 1, "seed": seed,
         "compression": COMPRESSION, "crf": CRF, "params": params,
         "pairs": [list(p) for p in pairs], "splits": {s: [list(p) for p in splits[s]] for s in SPLITS},
         "videos": videos,
-    })
+    }, indent=1)
     return SynthSummary(
         root=root, num_videos=len(videos),
         by_label=dict(Counter("fake" if v["label"] else "real" for v in videos.values())),
