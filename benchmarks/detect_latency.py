@@ -20,19 +20,19 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from preprocess import make_video  # noqa: E402  (the same generated 720p video as the preprocess benchmark)
+from preprocess import make_video
 
-from forensight.config import PREPROCESS_PRESETS, PreprocessConfig  # noqa: E402
-from forensight.detect import load_detector  # noqa: E402
-from forensight.modelfile import save_model_file  # noqa: E402
-from forensight.models.registry import build_from_config, get_model_config  # noqa: E402
-from forensight.video import probe  # noqa: E402
+from forensight.config import PREPROCESS_PRESETS, PreprocessConfig
+from forensight.detect import load_detector
+from forensight.modelfile import save_model_file
+from forensight.models.registry import build_model, get_model_config
+from forensight.video import probe
 
 
 def model_file(path: Path, preset: str, preprocess: PreprocessConfig) -> Path:
     mc = get_model_config(preset)
     torch.manual_seed(0)
-    model = build_from_config(mc, pretrained=False)
+    model = build_model(mc, pretrained=False)
     return save_model_file(path, model, mc, preprocess, None, threshold=0.0, val_metrics={})
 
 

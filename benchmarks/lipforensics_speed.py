@@ -33,7 +33,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from forensight.models.lipforensics import LipForensics, lipforensics, optimize_for_inference
+from forensight.models.fused import optimize_for_inference
+from forensight.models.lipforensics import LipForensics, lipforensics
 
 TOLERANCE = 1e-4
 
@@ -65,7 +66,7 @@ def build_model(weights: str | None, head: str, device: torch.device, seed: int 
     """A LipForensics model in eval mode: from ``weights`` or randomly initialised (non-trivial
     BatchNorm statistics, so BN folding is exercised)."""
     torch.manual_seed(seed)
-    model = lipforensics(weights, head=head, freeze="none")  # type: ignore[arg-type]
+    model = lipforensics(weights, pooling=head, freeze="none")  # type: ignore[arg-type]
     if weights is None:
         with torch.no_grad():
             for m in model.modules():
@@ -85,7 +86,7 @@ def bench_model(args: argparse.Namespace) -> dict[str, float]:
 
     def eager() -> torch.Tensor:
         with torch.no_grad():
-            return model(x)
+            return model.forward_official(x).logits
 
     t0 = time.perf_counter()
     fast = optimize_for_inference(model)
@@ -93,7 +94,7 @@ def bench_model(args: argparse.Namespace) -> dict[str, float]:
 
     def optimised() -> torch.Tensor:
         with torch.inference_mode():
-            return fast(x)
+            return fast.forward_official(x).logits
 
     fns: dict[str, Callable[[], object]] = {"(a) eager fp32": eager, "(b) optimised": optimised}
     ref = eager()
@@ -104,7 +105,7 @@ def bench_model(args: argparse.Namespace) -> dict[str, float]:
 
         def optimised_compiled() -> torch.Tensor:
             with torch.inference_mode():
-                return compiled(x)
+                return compiled.forward_official(x).logits
 
         t0 = time.perf_counter()
         checks["(c) optimised + compile"] = optimised_compiled()

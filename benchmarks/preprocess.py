@@ -38,7 +38,7 @@ def make_video(path: Path, seed: int, seconds: float = 10.0, fps: int = 30, size
     rng = np.random.default_rng(seed)
     ph = rng.uniform(0, 6.28, 3)
 
-    def frames():  # noqa: ANN202
+    def frames():
         for i in range(int(seconds * fps)):
             s = 2.2 + 0.08 * np.sin(i / 40 + ph[0])
             tx = w / 2 - s * 190 + 30 * np.sin(i / 55 + ph[1])

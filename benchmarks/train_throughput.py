@@ -23,9 +23,8 @@ import torch
 
 from forensight.cache import Cache
 from forensight.config import PreprocessConfig
-from forensight.datasets.clips import ClipDataset, collate_clips
-from forensight.inference import forward_detector, prepare_batch
-from forensight.models.registry import build_from_config, get_model_config
+from forensight.datasets.clips import ClipDataset, collate_clips, prepare_batch
+from forensight.models.registry import build_model, get_model_config
 from forensight.records import VideoRecord
 
 
@@ -54,21 +53,22 @@ def run(preset: str, device: torch.device, batch: int, steps: int, train: bool, 
         cache: Cache, workers: int, amp: bool) -> tuple[float, float]:
     """Returns (clips/s full pipeline, clips/s encoder alone)."""
     mc = get_model_config(preset, input_size=size, channels_last=device.type == "cuda")
-    model = build_from_config(mc).to(device)
+    model = build_model(mc).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     model.train(train)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    ds = ClipDataset(cache, cache.video_ids(), "full")
+    spec = mc.input_spec()
+    ds = ClipDataset(cache, cache.video_ids(), spec)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers,
                                          collate_fn=collate_clips, pin_memory=device.type == "cuda",
                                          persistent_workers=workers > 0, drop_last=True)
     dtype = torch.bfloat16 if amp else None
 
     def step_full(b: dict) -> None:
-        x = prepare_batch(b["frames"].to(device, non_blocking=True), mc, channels_last=device.type == "cuda")
+        x = prepare_batch(b["frames"].to(device, non_blocking=True), spec, channels_last=device.type == "cuda")
         with torch.autocast(device.type, dtype=dtype, enabled=amp), torch.set_grad_enabled(train):
-            out = forward_detector(model, x, b["lengths"].to(device))
+            out = model(x, b["lengths"].to(device))
             loss = torch.nn.functional.binary_cross_entropy_with_logits(out.logits.float(), b["label"].to(device))
         if train:
             opt.zero_grad(set_to_none=True)
@@ -90,7 +90,7 @@ def run(preset: str, device: torch.device, batch: int, steps: int, train: bool, 
             loss.backward()
             opt.step()
 
-    def timed(fn, n: int) -> float:  # noqa: ANN001
+    def timed(fn, n: int) -> float:
         sync(device)
         t = time.perf_counter()
         fn(n)

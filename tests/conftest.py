@@ -7,13 +7,13 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TORCH_HOME", os.path.join(os.path.dirname(__file__), ".torch-home-empty"))
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import cv2
+import numpy as np
+import pytest
 
-from forensight.video import write_video  # noqa: E402
+from forensight.video import write_video
 
 
 def moving_face_frames(n: int = 40, size: tuple[int, int] = (320, 256), seed: int = 0) -> list[np.ndarray]:

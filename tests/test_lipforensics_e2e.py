@@ -9,18 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from lipforensics_fill import fill_state_dict
 
 from forensight.cache import Cache, CacheConfigMismatch
 from forensight.config import PREPROCESS_PRESETS, PreprocessConfig
 from forensight.datasets import read_dataset
 from forensight.evaluate import evaluate
 from forensight.modelfile import load_model_file, save_model_file
-from forensight.models.registry import build_from_config, get_model_config
+from forensight.models.registry import build_model, get_model_config
 from forensight.preprocess import run_preprocess
 from forensight.synth import generate
 from forensight.train import TrainConfig, train
-
-from lipforensics_fill import fill_state_dict
 
 pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).parent / "data" / "lipforensics"
@@ -29,7 +28,7 @@ EXAMPLES = Path(__file__).parent / "data" / "lipforensics"
 @pytest.fixture(scope="module")
 def official_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A checkpoint in the official format ({"model": state_dict}) with deterministic weights."""
-    model = build_from_config(get_model_config("lipforensics"))
+    model = build_model(get_model_config("lipforensics"))
     sd = fill_state_dict({k: v.shape for k, v in model.state_dict().items()})
     path = tmp_path_factory.mktemp("ckpt") / "lipforensics_ff.pth"
     torch.save({"model": sd}, path)
@@ -59,9 +58,9 @@ def test_lips_cache_holds_aligned_mouth_clips(lips_cache: Path) -> None:
 
 def test_finetune_from_official_checkpoint_then_evaluate(lips_cache: Path, official_ckpt: Path,
                                                          tmp_path: Path) -> None:
-    cfg = TrainConfig(preset="lipforensics_attention", init=str(official_ckpt), max_epochs=1, patience=1,
-                      batch_size=4, lr=1e-4)
-    res = train(lips_cache, tmp_path / "run", cfg, progress=False)
+    cfg = TrainConfig(max_epochs=1, patience=1, batch_size=4, lr=1e-4)
+    mc = get_model_config("lipforensics_attention", weights=str(official_ckpt))
+    res = train(lips_cache, tmp_path / "run", mc, cfg, progress=False)
     lm = load_model_file(tmp_path / "run")
     assert lm.model_config.arch == "lipforensics" and lm.model_config.pooling == "attention"
     # the paper's recipe: front end and trunk stay exactly the official weights
@@ -90,9 +89,9 @@ def test_finetune_from_official_checkpoint_then_evaluate(lips_cache: Path, offic
 
 
 def test_unfreeze_trains_the_trunk(lips_cache: Path, official_ckpt: Path, tmp_path: Path) -> None:
-    cfg = TrainConfig(preset="lipforensics", init=str(official_ckpt), freeze="none", max_epochs=1, patience=1,
-                      batch_size=4, lr=1e-3, limit_train_batches=2)
-    train(lips_cache, tmp_path / "run", cfg, progress=False)
+    cfg = TrainConfig(max_epochs=1, patience=1, batch_size=4, lr=1e-3, limit_train_batches=2)
+    mc = get_model_config("lipforensics", weights=str(official_ckpt), freeze="none")
+    train(lips_cache, tmp_path / "run", mc, cfg, progress=False)
     sd = load_model_file(tmp_path / "run").model.state_dict()
     official = torch.load(official_ckpt, weights_only=True)["model"]
     assert not torch.equal(sd["trunk.layer4.1.conv2.weight"], official["trunk.layer4.1.conv2.weight"])
@@ -108,7 +107,7 @@ def test_shipped_example_mouth_videos(official_ckpt: Path, tmp_path: Path) -> No
     assert s.done == 2
     entry = Cache.open(tmp_path / "cache").load(Cache.open(tmp_path / "cache").video_ids()[0])
     assert entry.regions["lips"].shape == (303, 96, 96, 1) and np.isnan(entry.landmarks).all()
-    model = build_from_config(get_model_config("lipforensics_attention"), pretrained=False)
+    model = build_model(get_model_config("lipforensics_attention"), pretrained=False)
     model.load_state_dict(fill_state_dict({k: v.shape for k, v in model.state_dict().items()}))
     mc = get_model_config("lipforensics_attention")
     save_model_file(tmp_path / "model.pt", model, mc, cfg, None, threshold=0.0, val_metrics={})

@@ -19,14 +19,11 @@ from forensight.models.checkpoint import (
     load_state_dict_checked,
     save_lipforensics,
 )
-from forensight.models.lipforensics import (
-    LipForensics,
-    TemporalAttentionPooling,
-    lengths_to_mask,
-    lipforensics,
-    optimize_for_inference,
-)
+from forensight.models.fused import optimize_for_inference
+from forensight.models.lipforensics import LipForensics, lipforensics
 from forensight.models.outputs import DetectorOutput
+from forensight.models.pooling import AttentionPooling
+from forensight.models.temporal import lengths_to_mask
 
 sys.path.insert(0, str(Path(__file__).parent))
 from lipforensics_fill import fill_state_dict, reference_input
@@ -63,7 +60,7 @@ def reference() -> dict:
 @pytest.fixture(scope="module")
 def filled_model() -> LipForensics:
     torch.manual_seed(0)
-    return _filled(LipForensics(head="mean"))
+    return _filled(LipForensics(pooling="mean"))
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +85,7 @@ def activations(filled_model: LipForensics) -> dict[str, torch.Tensor]:
         tcn = filled_model.tcn(trunk)  # (B, 768, T)
         pooled, weights = filled_model.pool(tcn)
         out = DetectorOutput(filled_model.classify(pooled), weights)
-        with_lengths = filled_model.forward_with_weights(x, torch.tensor([20, 25]))
+        with_lengths = filled_model.forward_official(x, torch.tensor([20, 25]))
     return {"front": front, "trunk": trunk, "tcn": tcn, "out": out, "with_lengths": with_lengths}
 
 
@@ -97,7 +94,7 @@ def activations(filled_model: LipForensics) -> dict[str, torch.Tensor]:
 # ---------------------------------------------------------------------------------------------
 def test_state_dict_matches_official_spec_exactly() -> None:
     spec = _spec()
-    sd = LipForensics(head="mean").state_dict()
+    sd = LipForensics(pooling="mean").state_dict()
     assert len(spec) == 343
     assert [k for k, _, _ in spec] == list(sd), "keys or key order differ from the official checkpoint"
     for key, shape, dtype in spec:
@@ -106,9 +103,9 @@ def test_state_dict_matches_official_spec_exactly() -> None:
 
 
 def test_parameter_count() -> None:
-    model = LipForensics(head="mean")
+    model = LipForensics(pooling="mean")
     assert sum(p.numel() for p in model.parameters()) == 35_990_785
-    att = LipForensics(head="attention")
+    att = LipForensics(pooling="attention")
     extra = sum(p.numel() for n, p in att.named_parameters() if n.startswith("attention."))
     assert extra == 768 * 128 + 128 + 128 + 1
     assert sorted(k for k in att.state_dict() if k.startswith("attention.")) == sorted(ATTENTION_KEYS)
@@ -157,7 +154,7 @@ def test_optimized_inference_matches_reference(reference: dict, filled_model: Li
     fast = optimize_for_inference(filled_model)
     assert fast.frontend.prelu_after_pool  # filler slopes are positive
     with torch.inference_mode():
-        out = fast.forward_with_weights(reference_input(), [20, 25])
+        out = fast.forward_official(reference_input(), [20, 25])
         feats = fast.temporal_features(reference_input())
     torch.testing.assert_close(out.logits, torch.tensor(reference["logits_with_lengths_20_25"]),
                                atol=TOL, rtol=0)
@@ -171,7 +168,7 @@ def test_optimized_inference_matches_reference(reference: dict, filled_model: Li
 def test_optimized_inference_negative_prelu_slopes() -> None:
     """With a negative stem slope the PReLU must stay before the pool (non-monotone)."""
     torch.manual_seed(1)
-    model = LipForensics(head="attention").eval()
+    model = LipForensics(pooling="attention").eval()
     with torch.no_grad():
         model.frontend3D[2].weight.uniform_(-0.5, 0.5)
         model.frontend3D[1].running_var.uniform_(0.5, 1.5)
@@ -180,8 +177,8 @@ def test_optimized_inference_negative_prelu_slopes() -> None:
     assert not fast.frontend.prelu_after_pool
     x = torch.randn(2, 1, 6, 32, 32)
     with torch.inference_mode():
-        want = model.forward_with_weights(x, [6, 4])
-        got = fast.forward_with_weights(x, [6, 4])
+        want = model.forward_official(x, [6, 4])
+        got = fast.forward_official(x, [6, 4])
     torch.testing.assert_close(got.logits, want.logits, atol=TOL, rtol=0)
     torch.testing.assert_close(got.weights, want.weights, atol=1e-5, rtol=0)
 
@@ -191,15 +188,16 @@ def test_optimized_inference_negative_prelu_slopes() -> None:
 # ---------------------------------------------------------------------------------------------
 def test_attention_head_weights() -> None:
     torch.manual_seed(2)
-    model = LipForensics(head="attention").eval()
+    model = LipForensics(pooling="attention").eval()
     x = torch.randn(3, 1, 7, 32, 32)
     lengths = torch.tensor([7, 4, 1])
     with torch.no_grad():
-        out = model.forward_with_weights(x, lengths)
-        out2 = model.forward_with_weights(x.flip(2), lengths)
-        plain = model(x, lengths)
+        out = model.forward_official(x, lengths)
+        out2 = model.forward_official(x.flip(2), lengths)
+        plain = model(x.transpose(1, 2), lengths)  # the protocol layout (B, T, 1, H, W)
     assert out.logits.shape == (3,) and out.weights.shape == (3, 7)
-    torch.testing.assert_close(plain, out.logits)
+    torch.testing.assert_close(plain.logits, out.logits)
+    torch.testing.assert_close(plain.weights, out.weights)
     torch.testing.assert_close(out.weights.sum(1), torch.ones(3))
     mask = lengths_to_mask(lengths, 3, 7)
     assert torch.all(out.weights[~mask] == 0), "padded steps must get exactly zero weight"
@@ -213,16 +211,16 @@ def test_attention_head_weights() -> None:
 @given(lengths=st.lists(st.integers(1, 9), min_size=1, max_size=4), seed=st.integers(0, 2**16))
 def test_attention_pooling_masked_softmax(lengths: list[int], seed: int) -> None:
     torch.manual_seed(seed)
-    pool = TemporalAttentionPooling(channels=16, hidden=8)
+    pool = AttentionPooling(16, 8)
     b, t = len(lengths), 9
-    feats = torch.randn(b, 16, t) * 5
+    feats = torch.randn(b, t, 16) * 5
     mask = lengths_to_mask(lengths, b, t)
     pooled, w = pool(feats, mask)
     assert pooled.shape == (b, 16)
     assert torch.all(w[~mask] == 0)
     torch.testing.assert_close(w.sum(1), torch.ones(b))
     # changing padded features changes nothing
-    noisy = feats + (~mask).unsqueeze(1) * torch.randn_like(feats) * 100
+    noisy = feats + (~mask).unsqueeze(2) * torch.randn_like(feats) * 100
     pooled2, w2 = pool(noisy, mask)
     torch.testing.assert_close(pooled2, pooled)
     torch.testing.assert_close(w2, w)
@@ -234,19 +232,19 @@ def test_lengths_validation() -> None:
         lengths_to_mask([0, 3], 2, 3)
     with pytest.raises(ValueError, match="lengths must be in"):
         lengths_to_mask([4, 3], 2, 3)
-    with pytest.raises(ValueError, match="entries"):
+    with pytest.raises(ValueError, match="lengths"):
         lengths_to_mask([3], 2, 3)
     with pytest.raises(TypeError):
         lengths_to_mask(torch.tensor([1.0, 2.0]), 2, 3)
-    with pytest.raises(ValueError, match="head"):
-        LipForensics(head="max")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="pooling"):
+        LipForensics(pooling="max")  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------
 # Checkpoint loading
 # ---------------------------------------------------------------------------------------------
 def test_official_checkpoint_loads_into_mean_model(official_ckpt: Path, official_sd: dict) -> None:
-    model = LipForensics(head="mean")
+    model = LipForensics(pooling="mean")
     report = load_official_lipforensics(model, official_ckpt)
     assert report.missing_allowed == [] and report.loaded == 343
     for k, v in model.state_dict().items():
@@ -254,25 +252,25 @@ def test_official_checkpoint_loads_into_mean_model(official_ckpt: Path, official
 
 
 def test_official_checkpoint_loads_into_attention_model(official_ckpt: Path, official_sd: dict) -> None:
-    model = lipforensics(official_ckpt, head="attention", freeze="none")
+    model = lipforensics(official_ckpt, pooling="attention", freeze="none")
     for k, v in official_sd.items():
         assert torch.equal(model.state_dict()[k], v), k
-    report = load_official_lipforensics(LipForensics(head="attention"), official_ckpt)
+    report = load_official_lipforensics(LipForensics(pooling="attention"), official_ckpt)
     assert sorted(report.missing_allowed) == sorted(ATTENTION_KEYS)
 
 
 def test_own_attention_checkpoint_roundtrip(tmp_path: Path) -> None:
     torch.manual_seed(3)
-    src = LipForensics(head="attention")
+    src = LipForensics(pooling="attention")
     path = save_lipforensics(src, tmp_path / "run" / "att.pth", extra={"epoch": 3, "head": "attention"})
-    dst = LipForensics(head="attention")
+    dst = LipForensics(pooling="attention")
     report = load_official_lipforensics(dst, path)
     assert report.missing_allowed == []
     assert all(torch.equal(a, b) for a, b in zip(src.state_dict().values(), dst.state_dict().values(),
                                                   strict=True))
     # an attention checkpoint has keys a mean model does not
     with pytest.raises(CheckpointMismatchError, match=r"4 unexpected") as err:
-        load_official_lipforensics(LipForensics(head="mean"), path)
+        load_official_lipforensics(LipForensics(pooling="mean"), path)
     assert sorted(err.value.unexpected) == sorted(ATTENTION_KEYS)
 
 
@@ -292,7 +290,7 @@ def test_wrong_keys_are_listed(tmp_path: Path, official_sd: dict) -> None:
     sd["tcn.extra.bias"] = torch.zeros(3)
     bad = tmp_path / "bad.pth"
     torch.save({"model": sd}, bad)
-    model = LipForensics(head="attention")
+    model = LipForensics(pooling="attention")
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(CheckpointMismatchError) as err:
         load_official_lipforensics(model, bad)
@@ -341,7 +339,7 @@ def test_missing_file_says_where_to_get_it(tmp_path: Path) -> None:
 # Fine-tuning recipe
 # ---------------------------------------------------------------------------------------------
 def test_freeze_frontend_trunk() -> None:
-    model = lipforensics(head="attention", freeze="frontend_trunk")
+    model = lipforensics(pooling="attention", freeze="frontend_trunk")
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {n for n, _ in model.named_parameters() if n.startswith(("tcn.", "attention."))}
     assert {"tcn.tcn_output.weight", "tcn.tcn_output.bias", *ATTENTION_KEYS} <= trainable
@@ -353,7 +351,7 @@ def test_freeze_frontend_trunk() -> None:
     assert model.frozen_modules() == [model.frontend3D, model.trunk]
     # BatchNorm statistics of the frozen part do not move in a training step
     before = model.trunk.layer1[0].bn1.running_mean.clone()
-    loss = model(torch.randn(2, 1, 5, 32, 32)).sum()
+    loss = model(torch.randn(2, 5, 1, 32, 32)).logits.sum()
     loss.backward()
     assert torch.equal(model.trunk.layer1[0].bn1.running_mean, before)
     assert model.trunk.layer1[0].conv1.weight.grad is None

@@ -20,14 +20,12 @@ from forensight.models import (
     Detector,
     DetectorOutput,
     MeanPooling,
-    ModelConfig,
     build_encoder,
-    build_from_config,
+    build_model,
     create_model,
     get_model_config,
     list_models,
-    normalize_uint8,
-    register_model,
+    model_config_from_dict,
 )
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -67,11 +65,12 @@ def test_presets_registered() -> None:
     assert set(PRESETS) <= set(list_models())
     assert list_models("tiny") == ["region_tiny_attention", "region_tiny_control"]
     b1 = get_model_config("region_b1_attention")
-    assert (b1.encoder, b1.input_size, b1.num_frames, b1.pooling, b1.temporal) == (
-        "efficientnet_b1", 224, 32, "attention", "bilstm")
+    assert (b1.encoder, b1.input_size, b1.pooling, b1.temporal) == ("efficientnet_b1", 224, "attention", "bilstm")
+    assert b1.input_spec().clip_len is None  # one clip = all sampled frames (32 by the preprocessing)
     lf = get_model_config("lipforensics_attention")
-    assert (lf.arch, lf.input_size, lf.num_frames, lf.in_channels, lf.region, lf.pooling) == (
-        "lipforensics", 88, 25, 1, "lips", "attention")
+    spec = lf.input_spec()
+    assert (lf.arch, spec.size, spec.clip_len, spec.channels, spec.region, spec.crop, lf.pooling) == (
+        "lipforensics", 88, 25, 1, "lips", 88, "attention")
     assert get_model_config("lipforensics").pooling == "mean"
     assert get_model_config("region_mobile_control").input_size == 112
 
@@ -91,14 +90,14 @@ def test_preset_shapes(name: str) -> None:
     torch.manual_seed(0)
     model = create_model(name).eval()
     assert isinstance(model, Detector)
-    b, t, s = 2, 3, model.input_size if "tiny" in name else 64
+    b, t, s = 2, 3, model.input_spec.size if "tiny" in name else 64
     with torch.no_grad():
         out = model(torch.randn(b, t, 3, s, s))
     assert isinstance(out, DetectorOutput)
     assert out.logits.shape == (b,) and out.weights.shape == (b, t)
     assert torch.allclose(out.weights.sum(1), torch.ones(b))
-    assert model.in_channels == 3 and model.region == "full"
-    assert model.model_config.name == name
+    assert model.input_spec.channels == 3 and model.input_spec.region == "full"
+    assert model.input_spec == get_model_config(name).input_spec()
 
 
 def test_b1_builds_and_runs() -> None:
@@ -106,7 +105,7 @@ def test_b1_builds_and_runs() -> None:
     n_enc = sum(p.numel() for p in model.encoder.parameters())
     assert 6.3e6 < n_enc < 6.7e6, n_enc
     assert model.encoder.out_dim == 1280 and model.temporal.out_dim == 256
-    assert model.input_size == 224 and model.num_frames == 32
+    assert model.input_spec.size == 224
     assert all(p.requires_grad for p in model.parameters())
     with torch.no_grad():
         out = model(torch.randn(1, 2, 3, 64, 64))
@@ -115,44 +114,60 @@ def test_b1_builds_and_runs() -> None:
 
 
 def test_registry_round_trip_via_dict() -> None:
-    model = _tiny("attention", num_frames=5)
-    d = json.loads(json.dumps(model.model_config.to_dict()))  # as stored in a checkpoint
-    assert ModelConfig.from_dict(d) == model.model_config
-    rebuilt = build_from_config(d, pretrained=False).eval()
+    cfg = get_model_config("region_tiny_attention", lstm_hidden=8)
+    model = _tiny("attention", lstm_hidden=8)
+    d = json.loads(json.dumps(cfg.to_dict()))  # as stored in a checkpoint
+    assert model_config_from_dict(d) == cfg
+    rebuilt = build_model(d, pretrained=False).eval()
     rebuilt.load_state_dict(model.state_dict(), strict=True)
     x = torch.randn(2, 5, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(model(x).logits, rebuilt(x).logits)
-    assert rebuilt.num_frames == 5
+
+
+def test_legacy_model_config_dicts_load() -> None:
+    """forensight-model-v1 files stored informative fields (num_frames, options, ...)."""
+    old_region = {**get_model_config("region_tiny_attention").to_dict(), "num_frames": 8, "options": {}}
+    assert model_config_from_dict(old_region) == get_model_config("region_tiny_attention")
+    old_lips = {"name": "lipforensics", "arch": "lipforensics", "encoder": "resnet18_3d", "temporal": "mstcn",
+                "pooling": "mean", "input_size": 88, "num_frames": 25, "region": "lips", "in_channels": 1,
+                "dropout": 0.2, "hidden": 64, "lstm_hidden": 128, "attn_dim": 128, "weights": None,
+                "mean": [0.421], "std": [0.165], "channels_last": False, "options": {"freeze": "none"}}
+    lf = model_config_from_dict(old_lips)
+    assert lf == get_model_config("lipforensics", freeze="none")
+
+
+def test_legacy_attention_keys_load() -> None:
+    """Region files written before the pooling rename (score.0 / score.2) load unchanged."""
+    model = _tiny("attention")
+    sd = model.state_dict()
+    old = {k.replace("pooling.proj.", "pooling.score.0.").replace("pooling.score.weight", "pooling.score.2.weight")
+           .replace("pooling.score.bias", "pooling.score.2.bias"): v for k, v in sd.items()}
+    assert "pooling.score.0.weight" in old and "pooling.proj.weight" not in old
+    fresh = create_model("region_tiny_attention")
+    fresh.load_state_dict(old, strict=True)
+    for k, v in sd.items():
+        assert torch.equal(fresh.state_dict()[k], v), k
 
 
 def test_create_model_from_yaml_and_overrides(tmp_path: Path) -> None:
     p = tmp_path / "m.yaml"
-    p.write_text("model:\n  name: region_tiny_control\n  num_frames: 6\n")
+    p.write_text("model:\n  name: region_tiny_control\n  lstm_hidden: 6\n")
     m = create_model(p, region="mouth")
     assert isinstance(m.pooling, MeanPooling)
-    assert (m.num_frames, m.region, m.input_size) == (6, "mouth", 64)
+    assert (m.temporal.out_dim, m.input_spec.region, m.input_spec.size) == (12, "mouth", 64)
     m2 = create_model(str(CONFIGS / "region_mobile_attention.yaml"))
-    assert isinstance(m2.pooling, AttentionPooling) and m2.input_size == 112
+    assert isinstance(m2.pooling, AttentionPooling) and m2.input_spec.size == 112
     with pytest.raises(ValueError, match="unknown"):
         create_model("region_tiny_control", not_a_field=1)
     with pytest.raises(KeyError, match="unknown model"):
         create_model("no_such_model")
     with pytest.raises(ValueError, match="pooling"):
         create_model("region_tiny_control", pooling="max")
-    with pytest.raises(ValueError, match="not used"):
+    with pytest.raises(ValueError, match="unknown"):
         create_model("region_tiny_control", options={"freeze": "none"})
-
-
-def test_register_custom_model() -> None:
-    @register_model("_test_custom_model")
-    def _custom(**kw) -> nn.Module:
-        return nn.Linear(2, kw.get("out", 1))
-
-    assert "_test_custom_model" in list_models()
-    assert create_model("_test_custom_model", out=3).out_features == 3
-    with pytest.raises(ValueError, match="already registered"):
-        register_model("_test_custom_model")(_custom)
+    with pytest.raises(ValueError, match="unknown encoder"):
+        create_model("region_tiny_control", encoder="resnet_9000")
 
 
 def test_lipforensics_import_is_lazy(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,8 +185,8 @@ def test_lipforensics_presets_build_if_available() -> None:
     for name in ("lipforensics", "lipforensics_attention"):
         m = create_model(name)
         assert isinstance(m, nn.Module)
-        assert (m.input_size, m.in_channels, m.num_frames, m.region) == (88, 1, 25, "lips")
-        assert m.model_config.pooling == ("mean" if name == "lipforensics" else "attention")
+        assert m.input_spec == get_model_config(name).input_spec()
+        assert m.pooling_kind == ("mean" if name == "lipforensics" else "attention")
 
 
 # ----------------------------------------------------------------------------- heads and masking
@@ -227,7 +242,7 @@ def test_heads_share_classifier_and_no_extra_norm() -> None:
         for part in (m.temporal, m.pooling, m.classifier):
             assert not any(isinstance(mod, norm) for mod in part.modules())
     extra = {k for k in att.state_dict()} - {k for k in ctrl.state_dict()}
-    assert extra and all(k.startswith("pooling.score.") for k in extra)
+    assert extra == {"pooling.proj.weight", "pooling.proj.bias", "pooling.score.weight", "pooling.score.bias"}
     assert not list(ctrl.pooling.parameters())
 
 
@@ -257,19 +272,29 @@ def test_channels_last_and_chunking_match() -> None:
         assert torch.allclose(ref(x, [4, 3]).logits, cl(x, [4, 3]).logits, atol=1e-5)
 
 
-def test_normalize_uint8() -> None:
-    model = _tiny("mean")
+def test_prepare_batch_normalises_crops_and_resizes() -> None:
+    from forensight.config import InputSpec
+    from forensight.datasets.clips import prepare_batch
+
+    spec = InputSpec(region="full", size=8)
     x = torch.randint(0, 256, (2, 3, 8, 8, 3), dtype=torch.uint8)
-    y = model.normalize_uint8(x)
+    y = prepare_batch(x, spec)
     assert y.shape == (2, 3, 3, 8, 8) and y.dtype == torch.float32
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 1, 3, 1, 1)
     expect = (x.permute(0, 1, 4, 2, 3).float() / 255 - mean) / std
     assert torch.allclose(y, expect, atol=1e-5)
-    g = normalize_uint8(torch.full((1, 2, 4, 4, 1), 255, dtype=torch.uint8), (0.5,), (0.25,))
-    assert g.shape == (1, 2, 1, 4, 4) and torch.allclose(g, torch.full_like(g, 2.0))
-    with pytest.raises(ValueError, match="uint8"):
-        model.normalize_uint8(x.float())
+    lips = InputSpec(region="lips", size=4, channels=1, mean=(0.5,), std=(0.25,), clip_len=2, crop=4)
+    g = torch.zeros((1, 2, 6, 6, 1), dtype=torch.uint8)
+    g[:, :, 1:5, 1:5] = 255  # the 4x4 centre
+    out = prepare_batch(g, lips)
+    assert out.shape == (1, 2, 1, 4, 4) and torch.allclose(out, torch.full_like(out, 2.0))
+    assert prepare_batch(x, InputSpec(region="full", size=4)).shape == (2, 3, 3, 4, 4)  # resized
+    with pytest.raises(TypeError, match="uint8"):
+        prepare_batch(x.float(), spec)
+    with pytest.raises(ValueError, match="channel"):
+        prepare_batch(g, spec)
+    model = _tiny("mean")
     with torch.no_grad():
         assert model(y).logits.shape == (2,)
 
@@ -294,10 +319,9 @@ def test_imagenet_weights_from_hub_cache(hub_dir: Path) -> None:
     torch.save(ref.state_dict(), hub_dir / "checkpoints" / "mobilenet_v3_small-047dcff4.pth")
     model = create_model("region_mobile_attention", weights="imagenet")
     assert torch.equal(model.encoder.features[0][0].weight, ref.features[0][0].weight)
-    assert model.model_config.weights == "imagenet"
     # a checkpoint rebuild does not need the file
     (hub_dir / "checkpoints" / "mobilenet_v3_small-047dcff4.pth").unlink()
-    build_from_config(model.model_config.to_dict(), pretrained=False)
+    build_model(get_model_config("region_mobile_attention", weights="imagenet").to_dict(), pretrained=False)
 
 
 def test_weights_from_explicit_file(tmp_path: Path) -> None:
@@ -383,9 +407,9 @@ def test_features_then_head_equals_forward_and_windows() -> None:
     x = torch.randn(1, 8, 3, 64, 64)
     with torch.no_grad():
         feats, mask = m.features(x)
-        whole = m.head(feats, mask)
+        whole = m.classify_features(feats, mask)
         ref = m(x)
         torch.testing.assert_close(whole.logits, ref.logits)
         torch.testing.assert_close(whole.weights, ref.weights)
-        win = m.head(feats[:, 2:6], torch.ones(1, 4, dtype=torch.bool))
+        win = m.classify_features(feats[:, 2:6], torch.ones(1, 4, dtype=torch.bool))
         torch.testing.assert_close(win.logits, m(x[:, 2:6]).logits, atol=1e-5, rtol=1e-5)

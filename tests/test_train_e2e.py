@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from forensight.cache import Cache, CacheConfigMismatch
-from forensight.config import PreprocessConfig
+from forensight.config import PreprocessConfig, get_model_config
 from forensight.datasets import read_dataset
 from forensight.evaluate import evaluate
 from forensight.modelfile import load_model_file
@@ -22,6 +22,10 @@ from forensight.preprocess import run_preprocess
 from forensight.study import run_study
 from forensight.synth import generate
 from forensight.train import TrainConfig, train
+
+
+def M(name: str, **over):
+    return get_model_config(name, **over)
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +44,7 @@ def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_train_writes_a_complete_run_and_selects_on_val(tiny_cache: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    res = train(tiny_cache, run, TrainConfig(preset="region_tiny_attention", region="mouth", **TINY), progress=False)
+    res = train(tiny_cache, run, M("region_tiny_attention", region="mouth"), TrainConfig(**TINY), progress=False)
     for f in ("config.yaml", "model.pt", "val_metrics.json", "checkpoints/last.ckpt", "checkpoints/best.ckpt",
               "logs/metrics.csv"):
         assert (run / f).exists(), f
@@ -48,29 +52,64 @@ def test_train_writes_a_complete_run_and_selects_on_val(tiny_cache: Path, tmp_pa
     assert res.val_metrics["n"] == len(Cache.open(tiny_cache).video_ids(split="val"))
     lm = load_model_file(run)
     assert lm.preprocess.hash == Cache.open(tiny_cache).config.hash
-    assert lm.model_config.pooling == "attention" and lm.model_config.region == "mouth"
+    assert lm.model_config.pooling == "attention" and lm.input_spec.region == "mouth"
     assert np.isfinite(lm.threshold)
     # the selected model is the best epoch on validation loss, never chosen on test
     logged = [r for r in (run / "logs" / "metrics.csv").read_text().splitlines()[1:] if r.split(",")[-1]]
     assert len(logged) == 2
     with pytest.raises(FileExistsError, match="--resume"):
-        train(tiny_cache, run, TrainConfig(preset="region_tiny_attention", **TINY), progress=False)
+        train(tiny_cache, run, M("region_tiny_attention"), TrainConfig(**TINY), progress=False)
 
 
 def test_resume_continues_from_last_checkpoint(tiny_cache: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    train(tiny_cache, run, TrainConfig(preset="region_tiny_control", region="full", **{**TINY, "max_epochs": 1}),
+    train(tiny_cache, run, M("region_tiny_control"), TrainConfig(**{**TINY, "max_epochs": 1}),
           progress=False)
-    res = train(tiny_cache, run, TrainConfig(preset="region_tiny_control", region="full",
-                                             **{**TINY, "max_epochs": 2}), resume=True, progress=False)
+    res = train(tiny_cache, run, M("region_tiny_control"), TrainConfig(**{**TINY, "max_epochs": 2}), resume=True, progress=False)
     assert res.val_metrics["epochs_run"] == 2
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
-        train(tiny_cache, tmp_path / "fresh", TrainConfig(preset="region_tiny_control"), resume=True, progress=False)
+        train(tiny_cache, tmp_path / "fresh", M("region_tiny_control"), resume=True, progress=False)
+
+
+def test_stored_threshold_is_evaluates_validation_eer_point(tiny_cache: Path, tmp_path: Path) -> None:
+    """The threshold is chosen on the numbers `evaluate --split val` computes from model.pt."""
+    from forensight.metrics import choose_threshold, eer
+
+    run = tmp_path / "run"
+    train(tiny_cache, run, M("region_tiny_attention", region="mouth"), TrainConfig(**TINY), progress=False)
+    lm = load_model_file(run)
+    res = evaluate(run, tiny_cache, tmp_path / "val", split="val", n_bootstrap=10, progress=False)
+    ids, y, s = res.predictions.video_scores()
+    assert lm.threshold == pytest.approx(choose_threshold(y, s, rule="eer"), abs=1e-9)
+    assert lm.threshold == pytest.approx(eer(y, s)[1], abs=1e-9)
+    stored = lm.payload["val_metrics"]
+    assert stored["auc"] == pytest.approx(res.metrics["auc"], abs=1e-9)
+    assert stored["eer"] == pytest.approx(res.metrics["eer"], abs=1e-9)
+    assert json.loads((run / "val_metrics.json").read_text())["threshold"] == pytest.approx(lm.threshold)
+    assert res.metrics["acc_at_threshold"] == pytest.approx(stored["acc_at_threshold"])
+
+
+def test_predict_step_is_the_scoring_path(tiny_cache: Path, tmp_path: Path) -> None:
+    """Lightning's predict loop (DataModule + predict_step) gives the scoring path's numbers."""
+    import lightning as L
+
+    from forensight.scoring import predict
+    from forensight.train import ClipDataModule, DetectorModule
+
+    mc, cfg = M("region_tiny_attention", region="mouth"), TrainConfig(**TINY)
+    data = ClipDataModule(Cache.open(tiny_cache), mc, cfg)
+    module = DetectorModule(mc.to_dict(), {"batch_size": 4})
+    out = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
+                    enable_model_summary=False).predict(module, datamodule=data)
+    got = np.concatenate([o.logits for o in out])
+    want = predict(module.model, data.predict_dataloader(), device="cpu")
+    np.testing.assert_allclose(got, np.asarray(want.logits), atol=1e-6)
+    assert len(got) == len(data.val_ds)
 
 
 def test_evaluate_outputs_and_refuses_other_preprocessing(tiny_cache: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    train(tiny_cache, run, TrainConfig(preset="region_tiny_attention", region="mouth", **TINY), progress=False)
+    train(tiny_cache, run, M("region_tiny_attention", region="mouth"), TrainConfig(**TINY), progress=False)
     res = evaluate(run, tiny_cache, tmp_path / "eval", n_bootstrap=50, progress=False)
     m = res.metrics
     test_ids = Cache.open(tiny_cache).video_ids(split="test")
@@ -92,7 +131,7 @@ def test_evaluate_outputs_and_refuses_other_preprocessing(tiny_cache: Path, tmp_
 
 def test_study_runs_the_matrix_and_writes_the_table(tiny_cache: Path, tmp_path: Path) -> None:
     res = run_study(tiny_cache, tmp_path / "study", regions=("full", "mouth"), heads=("control", "attention"),
-                    family="region_tiny", train_overrides={**TINY, "max_epochs": 1}, n_bootstrap=50,
+                    family="region_tiny", train={**TINY, "max_epochs": 1}, n_bootstrap=50,
                     progress=False)
     assert len(res.runs) == 4 and len(res.cells) == 4
     table = res.table_md.read_text()
@@ -104,13 +143,13 @@ def test_study_runs_the_matrix_and_writes_the_table(tiny_cache: Path, tmp_path: 
     # rerun reuses finished cells (resumable study)
     mtime = (tmp_path / "study" / "runs" / "full_control_s0" / "model.pt").stat().st_mtime_ns
     run_study(tiny_cache, tmp_path / "study", regions=("full",), heads=("control",), family="region_tiny",
-              train_overrides={**TINY, "max_epochs": 1}, n_bootstrap=50, progress=False)
+              train={**TINY, "max_epochs": 1}, n_bootstrap=50, progress=False)
     assert (tmp_path / "study" / "runs" / "full_control_s0" / "model.pt").stat().st_mtime_ns == mtime
 
 
 def test_train_rejects_missing_region(tiny_cache: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="preprocess with --regions eyes"):
-        train(tiny_cache, tmp_path / "r", TrainConfig(preset="region_tiny_attention", region="eyes", **TINY),
+        train(tiny_cache, tmp_path / "r", M("region_tiny_attention", region="eyes"), TrainConfig(**TINY),
               progress=False)
 
 

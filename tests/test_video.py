@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 
 from forensight.config import PreprocessConfig
 from forensight.records import PreprocessError
-from forensight.video import clip_starts, index_video, iter_frames, probe, read_frames, sample_indices, write_video
+from forensight.video import (
+    clip_starts,
+    index_video,
+    iter_frames,
+    probe,
+    read_frames,
+    sample_indices,
+    write_video,
+)
 
 
 def _numbered_frames(n: int, w: int = 64, h: int = 48) -> list[np.ndarray]:
@@ -58,7 +66,7 @@ def test_decode_is_one_forward_pass(gop_video: Path, monkeypatch: pytest.MonkeyP
     decoded = []
     orig = av.container.InputContainer.decode
 
-    def counting_decode(self, *a, **k):  # noqa: ANN001, ANN202
+    def counting_decode(self, *a, **k):
         for f in orig(self, *a, **k):
             decoded.append(f.pts)
             yield f
@@ -172,7 +180,7 @@ def test_prefetch_keeps_order_and_reraises() -> None:
 
     assert list(prefetch(iter(range(50)), depth=3)) == list(range(50))
 
-    def broken():  # noqa: ANN202
+    def broken():
         yield 1
         raise PreprocessError("decode_error", "boom")
 

@@ -7,8 +7,9 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "load_detector"]
 
 
-def load_detector(path):
-    """Load a trained detector from a run directory or checkpoint (see ``forensight.detect``)."""
+def load_detector(path, cfg=None, **overrides):
+    """Load a trained detector from a run directory or ``model.pt`` (``forensight.detect.load_detector``:
+    ``device``, ``top_k``, ``batch_size``, ``local_scores`` as keywords or a ``DetectConfig``)."""
     from forensight.detect import load_detector as _load
 
-    return _load(path)
+    return _load(path, cfg, **overrides)

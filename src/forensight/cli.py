@@ -40,17 +40,11 @@ def cmd_synth(a: argparse.Namespace) -> int:
 # ---- preprocess ----------------------------------------------------------------------------------
 
 def preprocess_config_from_args(a: argparse.Namespace) -> Any:
-    from forensight.config import PREPROCESS_PRESETS, PreprocessConfig, load_yaml
+    from forensight.config import PREPROCESS_PRESETS, PreprocessConfig, merge, yaml_section
 
-    base = PREPROCESS_PRESETS[a.preset].to_dict()
-    if a.config:
-        data = load_yaml(a.config)
-        base.update(data.get("preprocess", data))
-    for key, val in (("sampling", a.sampling), ("num_frames", a.frames), ("detector", a.detector),
-                     ("size", a.size), ("regions", a.regions), ("max_frames", a.max_frames)):
-        if val is not None:
-            base[key] = val
-    return PreprocessConfig.from_dict(base)
+    flags = {"sampling": a.sampling, "num_frames": a.frames, "detector": a.detector, "size": a.size,
+             "regions": a.regions, "max_frames": a.max_frames}
+    return merge(PreprocessConfig, PREPROCESS_PRESETS[a.preset], yaml_section(a.config, "preprocess"), flags)
 
 
 def read_records(a: argparse.Namespace) -> list[Any]:
@@ -89,23 +83,26 @@ def cmd_preprocess(a: argparse.Namespace) -> int:
 # ---- train / evaluate ----------------------------------------------------------------------------
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from forensight.train import TrainConfig, load_train_config, train
+    from forensight.config import load_experiment
+    from forensight.train import train
 
-    over = {"preset": a.preset, "region": a.region, "input_size": a.input_size, "max_epochs": a.epochs, "patience": a.patience,
-            "batch_size": a.batch_size, "accumulate": a.accumulate, "lr": a.lr, "balance": a.balance,
-            "init": a.init, "freeze": "none" if a.unfreeze else None, "seed": a.seed,
-            "num_workers": a.num_workers, "precision": a.precision, "accelerator": a.accelerator,
-            "devices": a.devices, "num_nodes": a.num_nodes, "strategy": a.strategy,
-            "max_clips": a.max_clips, "max_frames": a.max_frames}
-    if a.config:
-        cfg = load_train_config(a.config, **over)
-    else:
-        cfg = TrainConfig(**{k: v for k, v in over.items() if v is not None})
-    res = train(a.cache, a.run_dir, cfg, resume=a.resume, progress=not a.quiet)
+    if not a.preset and not a.config:
+        print("forensight train: error: give --preset (see `forensight models`) or --config EXPERIMENT.yaml",
+              file=sys.stderr)
+        return 2
+    exp = load_experiment(a.config, model=a.preset,
+                          model_overrides={"region": a.region, "input_size": a.input_size, "weights": a.init,
+                                           "freeze": "none" if a.unfreeze else None},
+                          train={"max_epochs": a.epochs, "patience": a.patience, "batch_size": a.batch_size,
+                                 "accumulate": a.accumulate, "lr": a.lr, "balance": a.balance, "seed": a.seed,
+                                 "num_workers": a.num_workers, "precision": a.precision,
+                                 "accelerator": a.accelerator, "devices": a.devices, "num_nodes": a.num_nodes,
+                                 "strategy": a.strategy, "max_clips": a.max_clips, "max_frames": a.max_frames})
+    res = train(a.cache, a.run_dir, exp.model, exp.train, resume=a.resume, progress=not a.quiet)
     if res.best_epoch >= 0:
         m = res.val_metrics
         auc = m.get("auc")
-        print(f"trained {cfg.preset}: best epoch {res.best_epoch} on validation loss"
+        print(f"trained {exp.model.name}: best epoch {res.best_epoch} on validation loss"
               + (f", validation AUC {auc:.3f}" if isinstance(auc, float) else "")
               + f", threshold {m.get('threshold', 0.0):.3f}  [{res.seconds:.0f} s] -> {res.model_path}")
     return 0
@@ -122,6 +119,9 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
           f"video AUC {m['auc']:.4f} [95% CI {lo:.3f}-{hi:.3f}]  AP {m['ap']:.4f}  EER {m['eer']:.4f}  "
           f"acc@0.5 {m['acc_at_0.5']:.4f}  acc@val-threshold {m['acc_at_threshold']:.4f}  "
           f"clip AUC {m['clip_auc']:.4f}")
+    if m.get("not_scored"):
+        print(f"{len(m['not_scored'])} video(s) not scored (listed in metrics.json): "
+              + "; ".join(f"{k}: {v}" for k, v in list(m["not_scored"].items())[:3]))
     print(f"wrote {res.out_dir}/metrics.json, scores.csv, roc.png, confusion.png")
     return 0
 
@@ -129,11 +129,11 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 def cmd_study(a: argparse.Namespace) -> int:
     from forensight.study import format_cells, run_study
 
-    over = {k: v for k, v in {"max_epochs": a.epochs, "patience": a.patience, "batch_size": a.batch_size,
-                              "lr": a.lr, "accelerator": a.accelerator, "devices": a.devices}.items()
-            if v is not None}
+    train = {"max_epochs": a.epochs, "patience": a.patience, "batch_size": a.batch_size, "lr": a.lr,
+             "accelerator": a.accelerator, "devices": a.devices}
     res = run_study(a.cache, a.out, regions=tuple(a.regions), heads=tuple(a.heads), family=a.family,
-                    seeds=tuple(a.seeds), train_overrides=over, n_bootstrap=a.bootstrap, progress=not a.quiet)
+                    seeds=tuple(a.seeds), train=train, model_overrides={"input_size": a.input_size},
+                    n_bootstrap=a.bootstrap, progress=not a.quiet)
     print(format_cells(res.cells))
     print(f"wrote {res.table_md}, {res.table_csv}, {res.plot}  [{res.seconds:.0f} s]")
     return 0
@@ -149,17 +149,13 @@ def cmd_demo(a: argparse.Namespace) -> int:
 
 # ---- detect --------------------------------------------------------------------------------------
 
-DETECT_CSV_COLUMNS = ["name", "path", "status", "reason", "verdict", "p_fake", "logit", "threshold", "threshold_p",
-                      "num_clips", "num_frames_scored", "coverage", "num_other_tracks", "duration_s", "fps",
-                      "width", "height", "top_frame_index", "top_frame_time_s", "model", "report", "message"]
-
-
 def cmd_detect(a: argparse.Namespace) -> int:
     """Score videos; exit 0 if every video was scored, 1 if some failed (listed), 2 on usage/model errors."""
     import json
 
-    from forensight.detect import ModelLoadError, format_results, load_detector
-    from forensight.report import to_jsonable, write_table
+    from forensight.detect import ModelLoadError, detect_batch, load_detector
+    from forensight.report import to_jsonable
+    from forensight.result import format_results
 
     paths: list[Any] = list(a.paths or [])
     if a.list:
@@ -177,42 +173,20 @@ def cmd_detect(a: argparse.Namespace) -> int:
     except ModelLoadError as e:
         print(f"forensight detect: error: {e}", file=sys.stderr)
         return 2
-    if a.report:
-        from forensight.html_report import write_index, write_video_report
-    results = []
-    pages: dict[int, str] = {}
-    for res in det.iter_predict(paths, progress=not a.quiet):
-        if a.report:
-            try:
-                pages[len(results)] = write_video_report(res, a.report, index_link=True).name
-            except Exception as e:  # noqa: BLE001 - one unwritable page must not stop the batch
-                print(f"forensight detect: warning: no report page for {res.name}: {e}", file=sys.stderr)
-        res.drop_artifacts()
-        results.append(res)
-    if a.report:
-        index = write_index(results, a.report)
-    if a.csv:
-        rows = []
-        for i, r in enumerate(results):
-            row = r.summary_row()
-            row["report"] = pages.get(i, "")
-            rows.append(row)
-        write_table(rows, None, a.csv, columns=DETECT_CSV_COLUMNS)
+    out = detect_batch(paths, det, report=a.report, csv=a.csv, progress=not a.quiet)
+    for w in out.warnings:
+        print(f"forensight detect: warning: {w}", file=sys.stderr)
     if a.json:
-        doc = {"schema": "forensight-detect-batch-v1", "model": det.describe(),
-               "results": [r.to_dict() for r in results]}
-        print(json.dumps(to_jsonable(doc), indent=2, allow_nan=False))
-    else:
-        print(format_results(results))
-        if a.csv:
-            print(f"wrote {a.csv}")
-        if a.report:
-            print(f"wrote {index} ({len(pages)} page(s))")
-    failed = [r for r in results if not r.ok]
-    if failed and a.json:  # stdout is the JSON; still say which failed
-        for r in failed:
+        print(json.dumps(to_jsonable(out.document), indent=2, allow_nan=False))
+        for r in out.failed:  # stdout is the JSON; still say which failed
             print(f"forensight detect: failed: {r.path or r.name}: {r.reason}: {r.message}", file=sys.stderr)
-    return 1 if failed else 0
+    else:
+        print(format_results(out.results))
+        if out.csv:
+            print(f"wrote {out.csv}")
+        if out.index:
+            print(f"wrote {out.index} ({len(out.pages)} page(s))")
+    return 1 if out.failed else 0
 
 
 def cmd_sheet(a: argparse.Namespace) -> int:
@@ -234,8 +208,9 @@ def cmd_models(a: argparse.Namespace) -> int:
 
     for name in list_models():
         c = get_model_config(name)
-        print(f"{name:28s} {c.arch:13s} encoder={c.encoder:20s} pooling={c.pooling:9s} "
-              f"input={c.num_frames}x{c.input_size}px region={c.region}")
+        spec = c.input_spec()
+        extra = f"encoder={getattr(c, 'encoder', '-'):20s}" if hasattr(c, "encoder") else f"{'':28s}"
+        print(f"{name:26s} {c.arch:13s} {extra} pooling={c.pooling:9s} {spec.describe()}")
     return 0
 
 
@@ -292,8 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train a detector (model selection on the validation split only)")
     s.add_argument("--cache", type=Path, required=True)
     s.add_argument("--run-dir", type=Path, required=True)
-    s.add_argument("--preset", help="model preset (see `forensight models`) or a YAML path")
-    s.add_argument("--config", type=Path, help="YAML with a `train:` section")
+    s.add_argument("--preset", help="model preset (see `forensight models`) or a model YAML path")
+    s.add_argument("--config", type=Path, help="experiment YAML (`model:` and `train:` sections, e.g. "
+                                                "configs/experiments/*.yaml or a run's config.yaml)")
     s.add_argument("--region", help="override the preset's region")
     s.add_argument("--input-size", type=int, help="override the preset's input side (pixels)")
     s.add_argument("--epochs", type=int)
@@ -302,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--accumulate", type=int, help="gradient accumulation steps")
     s.add_argument("--lr", type=float)
     s.add_argument("--balance", choices=["loss", "sampler", "none"])
-    s.add_argument("--init", help="official LipForensics checkpoint (lipforensics_ff.pth) to fine-tune from")
+    s.add_argument("--init", help="initial weights (the model's `weights`): the official LipForensics "
+                                  "checkpoint (lipforensics_ff.pth), or encoder weights for region models")
     s.add_argument("--unfreeze", action="store_true", help="LipForensics: train front end + trunk too")
     s.add_argument("--max-clips", type=int)
     s.add_argument("--max-frames", type=int)
@@ -338,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--family", default="region_mobile",
                    help="preset family: region_b1 (published, GPU), region_mobile (CPU), region_tiny (tests)")
     s.add_argument("--seeds", type=lambda t: [int(v) for v in _csv_list(t)], default=[0])
+    s.add_argument("--input-size", type=int, help="override the presets' input side (pixels)")
     s.add_argument("--epochs", type=int)
     s.add_argument("--patience", type=int)
     s.add_argument("--batch-size", type=int)

@@ -1,7 +1,19 @@
-"""Typed configurations, YAML load/save and a stable content hash.
+"""Every typed configuration of Forensight, YAML load/save, one merge path and a stable hash.
 
-The preprocessing config is part of the model: it is stored (with its hash) in every cache
-and checkpoint, and ``evaluate``/``detect`` refuse a cache or video path made differently.
+This module is torch-free (the CLI, reports and the result schema import it cheaply). It holds:
+
+* :class:`PreprocessConfig`: how videos become cached face-region clips (part of the model: it
+  is stored with its hash in every cache and model file; ``evaluate``/``detect`` refuse a cache
+  made differently);
+* :class:`InputSpec`: what a detector reads, as data (region, crop, input side, channels,
+  normalisation, clip length); every model exposes one;
+* model configs, one dataclass per architecture (:class:`RegionModelConfig`,
+  :class:`LipForensicsModelConfig`; a new architecture registers its own with
+  :func:`register_model_config`), and the named presets (:data:`MODEL_PRESETS`);
+* :class:`TrainConfig`, :class:`EvaluateConfig`, :class:`DetectConfig`;
+* :func:`merge`: the ONE way configs are layered (preset → YAML section → flags), used by the
+  CLI, the study and the demo; :func:`load_experiment` reads an experiment YAML (sections
+  ``preprocess``, ``model``, ``train``) through it.
 """
 
 from __future__ import annotations
@@ -9,9 +21,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import yaml
 
@@ -177,3 +190,529 @@ PREPROCESS_PRESETS: dict[str, PreprocessConfig] = {
     # Videos that already are 96x96 aligned mouth crops (the LipForensics examples).
     "mouth_crops": PreprocessConfig(input="mouth_crops", sampling="all", regions=("lips",), smooth_window=1),
 }
+
+
+# ---- layering ------------------------------------------------------------------------------------
+
+def merge(cls: type[T], *layers: Any) -> T:
+    """The one way configs are layered: ``cls`` defaults, then each layer in order.
+
+    A layer is an instance of ``cls`` (replaces everything so far), a mapping of field
+    overrides (``None`` values are skipped, so unset CLI flags change nothing) or ``None``.
+    Unknown keys are an error naming them. Typical order: preset → YAML section → flags.
+    """
+    data: dict[str, Any] = {}
+    for layer in layers:
+        if layer is None:
+            continue
+        if isinstance(layer, cls):
+            data = {f.name: getattr(layer, f.name) for f in fields(cls)}  # type: ignore[arg-type]
+            continue
+        if not isinstance(layer, Mapping):
+            raise TypeError(f"a {cls.__name__} layer must be a mapping or a {cls.__name__}, "
+                            f"got {type(layer).__name__}")
+        data.update({k: v for k, v in layer.items() if v is not None})
+    return from_dict(cls, data)
+
+
+def yaml_section(path: str | Path | None, section: str) -> dict[str, Any] | None:
+    """Section ``section`` of a YAML file (or the whole mapping if it has no such key); None
+    when ``path`` is None. An experiment YAML has ``preprocess``/``model``/``train`` sections."""
+    if path is None:
+        return None
+    data = load_yaml(path)
+    if section in data:
+        sub = data[section]
+        if not isinstance(sub, dict):
+            raise ValueError(f"{path}: section {section!r} must be a mapping, got {type(sub).__name__}")
+        return dict(sub)
+    known = {"preprocess", "model", "train", "evaluate", "detect"}
+    if set(data) & known:  # an experiment file without this section
+        return None
+    return dict(data)
+
+
+# ---- what a model reads --------------------------------------------------------------------------
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+LIPFORENSICS_MEAN = (0.421,)
+LIPFORENSICS_STD = (0.165,)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a detector reads, as data (every model exposes one as ``model.input_spec``).
+
+    Attributes:
+        region: cached region (``frame``, ``full``, ``eyes``, ``mouth``, ``lips``).
+        size: square side in pixels the network sees (the batch is resized on the device when the
+            cached crop, after ``crop``, has another side).
+        channels: 3 (RGB) or 1 (grayscale).
+        mean, std: per-channel normalisation of ``x / 255``.
+        clip_len: ``None``: one input per video made of all its scored sampled frames (region
+            models, e.g. 32 frames); else consecutive non-overlapping clips of this many frames
+            (LipForensics: 25).
+        crop: centre crop (pixels) of the cached crop before anything else (LipForensics: the
+            88x88 centre of the 96-px aligned mouth), or ``None``.
+    """
+
+    region: str
+    size: int
+    channels: int = 3
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    clip_len: int | None = None
+    crop: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        if self.region not in REGIONS:
+            raise ValueError(f"region must be one of {REGIONS}, got {self.region!r}")
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise ValueError(f"mean/std need {self.channels} values, got {len(self.mean)}/{len(self.std)}")
+        for name in ("size", "channels"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.clip_len is not None and self.clip_len < 1:
+            raise ValueError(f"clip_len must be >= 1 or None, got {self.clip_len}")
+        if self.crop is not None and self.crop < 1:
+            raise ValueError(f"crop must be >= 1 or None, got {self.crop}")
+
+    def crop_window(self, h: int, w: int) -> tuple[slice, slice]:
+        """Row and column slices of the centre ``crop`` in an ``h`` x ``w`` cached crop (all of it
+        when ``crop`` is None); ValueError when the crop does not fit."""
+        if self.crop is None:
+            return slice(0, h), slice(0, w)
+        if self.crop > min(h, w):
+            raise ValueError(f"crop {self.crop} is larger than the {h}x{w} {self.region} crops")
+        y0, x0 = (h - self.crop) // 2, (w - self.crop) // 2
+        return slice(y0, y0 + self.crop), slice(x0, x0 + self.crop)
+
+    def describe(self) -> str:
+        """A few words: what one model input is."""
+        what = ("all scored sampled frames of a video as one clip" if self.clip_len is None
+                else f"clips of {self.clip_len} consecutive frames")
+        crop = f"{self.crop}-px centre crop of " if self.crop else ""
+        return f"{what}; {crop}{self.region} crops at {self.size} px, {self.channels} channel(s)"
+
+    def check_preprocess(self, pp: PreprocessConfig) -> None:
+        """Raise ValueError when crops made with ``pp`` cannot feed this input."""
+        if self.region not in pp.regions:
+            raise ValueError(f"the model reads region {self.region!r}, but the preprocessing makes "
+                             f"{list(pp.regions)}; preprocess with --regions {self.region}")
+        side = pp.lips_size if self.region == "lips" else pp.size
+        if self.crop is not None and self.crop > side:
+            raise ValueError(f"the model's {self.crop}-px crop is larger than the {side}-px "
+                             f"cached {self.region} crop")
+
+
+# ---- model configs (one dataclass per architecture) ----------------------------------------------
+
+_MODEL_CONFIG_TYPES: dict[str, type[ModelConfig]] = {}
+MC = TypeVar("MC", bound="ModelConfig")
+
+
+def register_model_config(cls: type[MC]) -> type[MC]:
+    """Class decorator: make ``cls`` (a :class:`ModelConfig` subclass with a unique ``arch``)
+    loadable by :func:`model_config_from_dict`."""
+    arch = getattr(cls, "arch", "")
+    if not arch:
+        raise ValueError(f"{cls.__name__} needs a non-empty class attribute `arch`")
+    if arch in _MODEL_CONFIG_TYPES and _MODEL_CONFIG_TYPES[arch] is not cls:
+        raise ValueError(f"a model config for arch {arch!r} is already registered")
+    _MODEL_CONFIG_TYPES[arch] = cls
+    return cls
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Base of the per-architecture model configs: an architecture as data.
+
+    ``to_dict()`` adds the ``arch`` key; :func:`model_config_from_dict` dispatches on it.
+    Subclasses set the class attribute ``arch`` and implement :meth:`input_spec`.
+
+    Attributes:
+        name: preset name (or any label for a custom config).
+        pooling: ``"mean"`` (the Control) or ``"attention"``.
+        weights: initial weights: ``None`` (random), ``"imagenet"`` or a file path (meaning per
+            architecture: encoder ImageNet weights for region models, the official checkpoint
+            for LipForensics).
+    """
+
+    arch: ClassVar[str] = ""
+    legacy_keys: ClassVar[tuple[str, ...]] = ()
+
+    name: str = "custom"
+    pooling: str = "attention"
+    weights: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.weights is not None:
+            object.__setattr__(self, "weights", str(self.weights))
+
+    def input_spec(self) -> InputSpec:
+        """What the model built from this config reads."""
+        raise NotImplementedError
+
+    @property
+    def head(self) -> str:
+        """``"control"`` (mean pooling) or ``"attention"``: the study's name for the head."""
+        return "control" if self.pooling == "mean" else "attention"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict with ``arch`` first (lists for tuples): YAML, JSON and model files."""
+        return {"arch": self.arch, **to_dict(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Inverse of :meth:`to_dict` for this class (an ``arch`` key must match); keys of older
+        model files listed in ``legacy_keys`` are dropped, unknown keys are an error."""
+        d = dict(data)
+        arch = d.pop("arch", cls.arch)
+        if arch != cls.arch:
+            raise ValueError(f"{cls.__name__} is arch {cls.arch!r}, the data says {arch!r}")
+        for k in cls.legacy_keys:
+            d.pop(k, None)
+        return from_dict(cls, d)
+
+    def replace(self, **overrides: Any) -> Self:
+        """A validated copy with ``overrides`` applied (``None`` values are ignored)."""
+        return merge(type(self), self, overrides)
+
+    @property
+    def hash(self) -> str:
+        """Stable 12-hex-digit hash of the architecture (``weights`` excluded)."""
+        d = self.to_dict()
+        d.pop("weights", None)
+        return stable_hash(d)
+
+
+POOLINGS = ("mean", "attention")
+
+
+@register_model_config
+@dataclass(frozen=True)
+class RegionModelConfig(ModelConfig):
+    """Region-based temporal detector: per-frame encoder → BiLSTM (or none) → pooling → classifier.
+
+    Attributes:
+        encoder: per-frame encoder (``forensight.models.encoders.ENCODERS``: ``efficientnet_b1``,
+            ``efficientnet_b0``, ``mobilenet_v3_small``, ``tiny``, ...); checked when built.
+        temporal: ``"bilstm"`` or ``"none"``.
+        region: face region read (``frame``, ``full``, ``eyes``, ``mouth``, ``lips``).
+        input_size: square input side in pixels.
+        in_channels: 3 (RGB) or 1 (grayscale).
+        dropout, hidden: classifier dropout and hidden width.
+        lstm_hidden: BiLSTM units per direction.
+        attn_dim: attention MLP width.
+        mean, std: input normalisation (default ImageNet's for RGB).
+        channels_last: channels-last convolutions (GPU speed).
+    """
+
+    arch: ClassVar[str] = "region"
+    legacy_keys: ClassVar[tuple[str, ...]] = ("num_frames", "options")  # forensight-model-v1 files
+
+    encoder: str = "efficientnet_b1"
+    temporal: str = "bilstm"
+    region: str = "full"
+    input_size: int = 224
+    in_channels: int = 3
+    dropout: float = 0.5
+    hidden: int = 64
+    lstm_hidden: int = 128
+    attn_dim: int = 128
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.temporal not in ("bilstm", "none"):
+            raise ValueError(f"temporal must be 'bilstm' or 'none', got {self.temporal!r}")
+        for name in ("input_size", "in_channels", "hidden", "lstm_hidden", "attn_dim"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        gray = self.in_channels != 3
+        mean = self.mean if self.mean is not None else (LIPFORENSICS_MEAN * self.in_channels if gray
+                                                        else IMAGENET_MEAN)
+        std = self.std if self.std is not None else (LIPFORENSICS_STD * self.in_channels if gray
+                                                     else IMAGENET_STD)
+        object.__setattr__(self, "mean", tuple(float(v) for v in mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in std))
+        self.input_spec()  # validates region / channels / normalisation
+
+    def input_spec(self) -> InputSpec:
+        return InputSpec(region=self.region, size=int(self.input_size), channels=int(self.in_channels),
+                         mean=tuple(self.mean or ()), std=tuple(self.std or ()), clip_len=None, crop=None)
+
+
+@register_model_config
+@dataclass(frozen=True)
+class LipForensicsModelConfig(ModelConfig):
+    """LipForensics: ResNet-18 (3D stem) + MS-TCN on 25-frame 88x88 grayscale aligned mouth clips.
+
+    Attributes:
+        weights: the official checkpoint (``lipforensics_ff.pth``) to fine-tune from, or None.
+        freeze: ``"frontend_trunk"`` (the paper's fine-tuning: front end + ResNet trunk frozen,
+            BatchNorm statistics kept) or ``"none"``.
+        dropout: TCN dropout.
+        clip_len: frames per clip (25 in the paper).
+        input_size: centre crop side of the 96-px aligned mouth (88 in the paper).
+    """
+
+    arch: ClassVar[str] = "lipforensics"
+    # forensight-model-v1 files carried these as informative fields
+    legacy_keys: ClassVar[tuple[str, ...]] = ("encoder", "temporal", "num_frames", "region", "in_channels",
+                                              "hidden", "lstm_hidden", "attn_dim", "mean", "std",
+                                              "channels_last", "options")
+
+    freeze: str = "frontend_trunk"
+    dropout: float = 0.2
+    clip_len: int = 25
+    input_size: int = 88
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.freeze not in ("frontend_trunk", "none"):
+            raise ValueError(f"freeze must be 'frontend_trunk' or 'none', got {self.freeze!r}")
+        if self.clip_len < 1 or self.input_size < 1:
+            raise ValueError("clip_len and input_size must be >= 1")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LipForensicsModelConfig:
+        d = dict(data)
+        opts = d.get("options") or {}
+        if "freeze" in opts and "freeze" not in d:  # forensight-model-v1: freeze lived in options
+            d["freeze"] = opts["freeze"]
+        if "num_frames" in d and "clip_len" not in d:
+            d["clip_len"] = d["num_frames"]
+        return super().from_dict(d)
+
+    def input_spec(self) -> InputSpec:
+        return InputSpec(region="lips", size=int(self.input_size), channels=1, mean=LIPFORENSICS_MEAN,
+                         std=LIPFORENSICS_STD, clip_len=int(self.clip_len), crop=int(self.input_size))
+
+
+def model_config_from_dict(data: Mapping[str, Any]) -> ModelConfig:
+    """Any registered model config from its :meth:`ModelConfig.to_dict` (dispatch on ``arch``)."""
+    arch = data.get("arch", "region")
+    cls = _MODEL_CONFIG_TYPES.get(str(arch))
+    if cls is None:
+        raise ValueError(f"unknown model arch {arch!r}; registered: {sorted(_MODEL_CONFIG_TYPES)}")
+    return cls.from_dict(data)
+
+
+MODEL_PRESETS: dict[str, ModelConfig] = {}
+
+
+def register_preset(cfg: ModelConfig) -> ModelConfig:
+    """Add ``cfg`` to :data:`MODEL_PRESETS` under ``cfg.name`` (a name may be registered once)."""
+    if cfg.name in MODEL_PRESETS:
+        raise ValueError(f"model preset {cfg.name!r} is already registered")
+    MODEL_PRESETS[cfg.name] = cfg
+    return cfg
+
+
+for _pool, _suffix in (("mean", "control"), ("attention", "attention")):
+    # The published region setup: EfficientNet-B1 per frame at 224 px, BiLSTM 2x128.
+    register_preset(RegionModelConfig(name=f"region_b1_{_suffix}", encoder="efficientnet_b1", pooling=_pool))
+    # CPU-sized: MobileNetV3-Small at 112 px.
+    register_preset(RegionModelConfig(name=f"region_mobile_{_suffix}", encoder="mobilenet_v3_small",
+                                      pooling=_pool, input_size=112))
+    # Tests.
+    register_preset(RegionModelConfig(name=f"region_tiny_{_suffix}", encoder="tiny", pooling=_pool,
+                                      input_size=64, lstm_hidden=32, attn_dim=32))
+    register_preset(LipForensicsModelConfig(
+        name="lipforensics" if _pool == "mean" else "lipforensics_attention", pooling=_pool))
+
+
+def get_model_config(name: str, **overrides: Any) -> ModelConfig:
+    """Preset ``name`` with ``overrides`` (no model is built)."""
+    if name not in MODEL_PRESETS:
+        raise KeyError(f"unknown model preset {name!r}; known: {sorted(MODEL_PRESETS)}")
+    return MODEL_PRESETS[name].replace(**overrides)
+
+
+def resolve_model_config(model: ModelConfig | str | Path | None = None, yaml_path: str | Path | None = None,
+                         overrides: Mapping[str, Any] | None = None) -> ModelConfig:
+    """The one merge path for models: preset (a name, a config, or a YAML file) → the YAML's
+    ``model`` section → ``overrides`` (flags; ``None`` values ignored).
+
+    A YAML model section whose ``name`` is a preset starts from that preset.
+    """
+    section = yaml_section(yaml_path, "model")
+    base: ModelConfig | None = None
+    if isinstance(model, ModelConfig):
+        base = model
+    elif model is not None and str(model).endswith((".yaml", ".yml")):
+        section = {**(yaml_section(model, "model") or {}), **(section or {})}
+    elif model is not None:
+        base = get_model_config(str(model))
+    if base is None:
+        sec = dict(section or {})
+        name = str(sec.get("name", ""))
+        if name in MODEL_PRESETS:
+            base = MODEL_PRESETS[name]
+        elif sec:
+            base = model_config_from_dict(sec)
+            section = None
+        else:
+            raise ValueError("no model given: name a preset (`forensight models`) or a YAML with a model section")
+    if section:
+        section = dict(section)
+        arch = section.pop("arch", base.arch)
+        if arch != base.arch:
+            raise ValueError(f"the YAML's model arch {arch!r} differs from preset {base.name!r} ({base.arch})")
+    return merge(type(base), base, section, overrides)
+
+
+# ---- training, evaluation, detection -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a detector is trained (the model itself is a :class:`ModelConfig`).
+
+    Attributes:
+        max_epochs, patience: early stopping on validation loss with this patience (epochs).
+        batch_size, accumulate: clips per step and gradient-accumulation steps.
+        lr, weight_decay: AdamW.
+        balance: "loss" (positive-class weight = #real / #fake), "sampler" (class-balanced
+            sampling) or "none".
+        max_clips: clips per video (0 = all; clip models).
+        max_frames: only source frames numbered below this are read (0 = all; 110 = the
+            FaceForensics++ LipForensics protocol). The same meaning as in preprocessing.
+        precision: "auto" (bf16-mixed on GPU, 32 on CPU) or any Lightning precision.
+        accelerator, devices, num_nodes, strategy: Lightning's (DDP for several GPUs / nodes).
+        num_workers: data-loader worker processes.
+        augment: clip-consistent flips and brightness on the device.
+        seed: seeds Python, NumPy and torch (and the loaders).
+        limit_train_batches: Lightning's (1.0 = all), for quick runs.
+    """
+
+    max_epochs: int = 20
+    patience: int = 5
+    batch_size: int = 8
+    accumulate: int = 1
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    balance: str = "loss"
+    max_clips: int = 0
+    max_frames: int = 0
+    precision: str = "auto"
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    num_workers: int = 0
+    augment: bool = True
+    seed: int = 0
+    limit_train_batches: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.balance not in ("loss", "sampler", "none"):
+            raise ValueError(f"balance must be loss, sampler or none, got {self.balance!r}")
+        for k in ("max_epochs", "patience", "batch_size", "accumulate"):
+            if int(getattr(self, k)) < 1:
+                raise ValueError(f"{k} must be >= 1")
+        if self.max_frames < 0 or self.max_clips < 0:
+            raise ValueError("max_frames and max_clips must be >= 0 (0 = no cap)")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """How ``evaluate`` scores a split (see :mod:`forensight.scoring` for the clip policy).
+
+    Attributes:
+        split: which split of the cache (``test``; ``val`` reproduces the threshold's scores).
+        batch_size: clips per forward pass.
+        max_frames: only source frames numbered below this (0 = all; 110 = FF++ LipForensics).
+        max_clips: clips per video, evenly spread (0 = all).
+        n_bootstrap: bootstrap resamples for the AUC interval.
+        device: ``None``/"auto" = CUDA if available, else CPU; or "cpu", "cuda:1", ...
+    """
+
+    split: str = "test"
+    batch_size: int = 8
+    max_frames: int = 0
+    max_clips: int = 0
+    n_bootstrap: int = 1000
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if self.max_frames < 0 or self.max_clips < 0 or self.n_bootstrap < 0:
+            raise ValueError("max_frames, max_clips and n_bootstrap must be >= 0")
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """How ``detect`` scores files.
+
+    Attributes:
+        device: ``None``/"auto" = CUDA if available, else CPU; or "cpu", "cuda:1", ...
+        top_k: most-attended frames listed (and shown in reports).
+        batch_size: clips per forward pass.
+        local_scores: sliding-window scores for models that read one clip per video
+            (indicative only, never used for the verdict).
+    """
+
+    device: str | None = None
+    top_k: int = 6
+    batch_size: int = 8
+    local_scores: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.top_k < 0:
+            raise ValueError("batch_size must be >= 1 and top_k >= 0")
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Sizes of the demo, chosen to finish within 15 minutes on 2 CPU cores.
+
+    The CPU preset (MobileNetV3-Small + BiLSTM) trains from random initialisation (no ImageNet
+    weights offline) at 96 px; it needs about 8 epochs before the validation loss moves, hence
+    the patience. The published setup is ``--family region_b1`` at 224 px on a GPU.
+    """
+
+    pairs: int = 20
+    frames: int = 64
+    size: int = 96
+    family: str = "region_mobile"
+    regions: tuple[str, ...] = ("frame", "full", "eyes", "mouth")
+    heads: tuple[str, ...] = ("control", "attention")
+    epochs: int = 18
+    patience: int = 8
+    batch_size: int = 8
+    lr: float = 1e-3
+    workers: int = 2
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An experiment file's three sections, resolved (see :func:`load_experiment`)."""
+
+    preprocess: PreprocessConfig
+    model: ModelConfig
+    train: TrainConfig
+
+
+def load_experiment(path: str | Path | None = None, *, preprocess_preset: str = "region",
+                    model: ModelConfig | str | None = None, preprocess: Mapping[str, Any] | None = None,
+                    model_overrides: Mapping[str, Any] | None = None,
+                    train: Mapping[str, Any] | None = None) -> Experiment:
+    """Preprocess + model + train configs: presets → the YAML's sections → overrides."""
+    return Experiment(
+        preprocess=merge(PreprocessConfig, PREPROCESS_PRESETS[preprocess_preset], yaml_section(path, "preprocess"),
+                         preprocess),
+        model=resolve_model_config(model, path, model_overrides),
+        train=merge(TrainConfig, yaml_section(path, "train"), train),
+    )

@@ -9,32 +9,10 @@ Every step resumes: run it again and finished work is reused.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
-@dataclass(frozen=True)
-class DemoConfig:
-    """Sizes of the demo, chosen to finish within 15 minutes on 2 CPU cores.
-
-    The CPU preset (MobileNetV3-Small + BiLSTM) trains from random initialisation (no ImageNet
-    weights offline) at 96 px; it needs about 8 epochs before the validation loss moves, hence
-    the patience. The published setup is ``--family region_b1`` at 224 px on a GPU.
-    """
-
-    pairs: int = 20
-    frames: int = 64
-    size: int = 96
-    family: str = "region_mobile"
-    regions: tuple[str, ...] = ("frame", "full", "eyes", "mouth")
-    heads: tuple[str, ...] = ("control", "attention")
-    epochs: int = 18
-    patience: int = 8
-    batch_size: int = 8
-    lr: float = 1e-3
-    workers: int = 2
-    seed: int = 0
+from forensight.config import DemoConfig
 
 
 def run_demo(out: str | Path = "forensight_demo", cfg: DemoConfig = DemoConfig(), study: bool = True,
@@ -67,9 +45,9 @@ def run_demo(out: str | Path = "forensight_demo", cfg: DemoConfig = DemoConfig()
         print(f"[demo 3/3] region study ({len(cfg.regions)} regions x {len(cfg.heads)} heads, "
               f"{cfg.family}) -> {study_dir}", flush=True)
         res = run_study(cache_dir, study_dir, regions=cfg.regions, heads=cfg.heads, family=cfg.family,
-                        seeds=(cfg.seed,), train_overrides={"max_epochs": cfg.epochs, "patience": cfg.patience,
-                                                            "batch_size": cfg.batch_size, "lr": cfg.lr,
-                                                            "input_size": cfg.size},
+                        seeds=(cfg.seed,), train={"max_epochs": cfg.epochs, "patience": cfg.patience,
+                                                  "batch_size": cfg.batch_size, "lr": cfg.lr},
+                        model_overrides={"input_size": cfg.size},
                         progress=progress)
         result["table"] = format_cells(res.cells)
         result["table_md"] = str(res.table_md)

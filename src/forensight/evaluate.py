@@ -1,30 +1,29 @@
 """Evaluation: a trained model on a cache's TEST split → video scores → metrics → report files.
 
-This is the only place that reads the test split. Clip logits are averaged per qualified video
-id (the LipForensics protocol); the decision threshold comes from the validation split (stored
-in the model file), never from the test split. A cache made with a preprocessing config other
-than the model's is refused.
+This is the only place that reads the test split. Scoring goes through the one scoring path
+(:func:`forensight.scoring.score_split`): clips planned by :mod:`forensight.planning`, the
+model file's scoring model, the device's precision policy, clip logits averaged per qualified
+video id (the LipForensics protocol). The decision threshold comes from the validation split
+(stored in the model file), never from the test split; ``split="val"`` reproduces the numbers
+it was chosen on. A cache made with a preprocessing config other than the model's is refused.
 
-Outputs in ``out_dir``: ``metrics.json``, ``scores.csv`` (one row per video, with its mean
-per-frame attention weights), ``clip_scores.csv``, ``roc.png``, ``confusion.png``.
+Outputs in ``out_dir``: ``metrics.json``, ``scores.csv`` (one row per video, with its per-frame
+attention shares), ``clip_scores.csv``, ``roc.png``, ``confusion.png``.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from forensight.cache import Cache
-from forensight.datasets.clips import collate_clips
-from forensight.inference import ClipPredictions, predict_loader
+from forensight.config import EvaluateConfig, merge
 from forensight.modelfile import LoadedModel, load_model_file
+from forensight.scoring import ClipPredictions, resolve_device, score_split, video_attention
 
 
 @dataclass
@@ -36,86 +35,70 @@ class EvaluationResult:
     predictions: ClipPredictions
 
 
-def video_attention(preds: ClipPredictions) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per video: (frame numbers, attention weight per frame), each clip's weights scaled by
-    1 / number of clips so a video's weights sum to 1."""
-    by_vid: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-    for vid, w, idx in zip(preds.video_ids, preds.weights, preds.frame_indices):
-        by_vid.setdefault(vid, []).append((idx, w))
-    out = {}
-    for vid, parts in by_vid.items():
-        idx = np.concatenate([p[0] for p in parts])
-        w = np.concatenate([p[1] / len(parts) for p in parts])
-        order = np.argsort(idx, kind="stable")
-        out[vid] = (idx[order], w[order])
-    return out
+def evaluate(model: str | Path | LoadedModel, cache_root: str | Path, out_dir: str | Path,
+             cfg: EvaluateConfig | None = None, progress: bool = True, **overrides: Any) -> EvaluationResult:
+    """Evaluate ``model`` (run dir, model.pt or loaded) on a split of the cache at ``cache_root``.
 
-
-def evaluate(model: str | Path | LoadedModel, cache_root: str | Path, out_dir: str | Path, split: str = "test",
-             batch_size: int = 8, max_frames: int = 0, max_clips: int = 0, n_bootstrap: int = 1000,
-             device: str | None = None, progress: bool = True) -> EvaluationResult:
-    """Evaluate ``model`` (run dir, model.pt or loaded) on ``split`` of the cache at ``cache_root``.
-
-    ``max_frames`` = 110 gives the FaceForensics++ LipForensics protocol (first 110 frames).
+    ``cfg`` (default :class:`EvaluateConfig`) with keyword ``overrides`` of its fields, e.g.
+    ``split="val"``, ``max_frames=110`` (the FaceForensics++ LipForensics protocol),
+    ``device="cuda:1"``.
     """
     from forensight.metrics import compute_all
     from forensight.report import plot_confusion, plot_roc, write_json
-    from forensight.train import make_dataset, model_clip_len
 
+    cfg = merge(EvaluateConfig, cfg, overrides)
     t0 = time.perf_counter()
-    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dev = resolve_device(cfg.device)
     lm = model if isinstance(model, LoadedModel) else load_model_file(model, device=dev)
     cache = Cache.open(cache_root, expect_hash=lm.preprocess_hash)
-    clip_len = model_clip_len(lm.model_config)
-    ds = make_dataset(cache, split, lm.model_config, clip_len, max_clips=max_clips, max_frames=max_frames)
-    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0,
-                                         collate_fn=collate_clips)
-    autocast = torch.bfloat16 if dev == "cuda" else None
-    preds = predict_loader(lm.inference_model(), loader, lm.model_config, device=dev, progress=progress,
-                           autocast_dtype=autocast)
+    preds, ds = score_split(lm, cache, cfg.split, batch_size=cfg.batch_size, max_frames=cfg.max_frames,
+                            max_clips=cfg.max_clips, device=dev, progress=progress)
     ids, y, s = preds.video_scores()
     if len(set(y.tolist())) < 2:
-        raise ValueError(f"split {split!r} of {cache.root} has videos of one class only "
+        raise ValueError(f"split {cfg.split!r} of {cache.root} has videos of one class only "
                          f"({len(ids)} videos); AUC needs real and fake videos")
     metrics = compute_all(y, s, threshold=lm.threshold, clip_y=np.asarray(preds.labels),
-                          clip_s=np.asarray(preds.logits), n_boot=n_bootstrap)
-    metrics.update({"split": split, "cache": str(Path(cache_root).resolve()), "model": str(lm.path),
-                    "preset": lm.model_config.name, "region": lm.model_config.region,
-                    "pooling": lm.model_config.pooling, "threshold_source": "validation split (stored in model)",
-                    "max_frames": max_frames, "videos_too_short": ds.too_short,
+                          clip_s=np.asarray(preds.logits), n_boot=cfg.n_bootstrap)
+    mc = lm.model_config
+    metrics.update({"split": cfg.split, "cache": str(Path(cache_root).resolve()), "model": str(lm.path),
+                    "preset": mc.name, "arch": mc.arch, "region": lm.input_spec.region, "pooling": mc.pooling,
+                    "threshold_source": "validation split (stored in model)", "device": str(dev),
+                    "max_frames": cfg.max_frames, "max_clips": cfg.max_clips, "not_scored": ds.unscored,
                     "failed_in_preprocessing": [r["video_id"] for r in cache.rows()
-                                                if r["status"] == "failed" and r["split"] == split],
+                                                if r["status"] == "failed" and r["split"] == cfg.split],
                     "seconds": round(time.perf_counter() - t0, 2)})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_json(metrics, out / "metrics.json")
     _write_scores(out / "scores.csv", ids, y, s, preds, lm.threshold)
     _write_clip_scores(out / "clip_scores.csv", preds)
-    plot_roc(y, s, out / "roc.png", label=f"{lm.model_config.name} (AUC {metrics['auc']:.3f})")
+    plot_roc(y, s, out / "roc.png", label=f"{mc.name} (AUC {metrics['auc']:.3f})")
     plot_confusion(np.asarray(metrics["confusion"]), out / "confusion.png")
     return EvaluationResult(metrics=metrics, out_dir=out, predictions=preds)
 
 
 def _write_scores(path: Path, ids: list[str], y: np.ndarray, s: np.ndarray, preds: ClipPredictions,
                   threshold: float) -> None:
+    from forensight.report import write_table
+    from forensight.result import sigmoid
+
     att = video_attention(preds)
     n_clips: dict[str, int] = {}
     for v in preds.video_ids:
         n_clips[v] = n_clips.get(v, 0) + 1
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["video_id", "label", "logit", "p_fake", "predicted", "n_clips", "frame_indices",
-                    "attention"])
-        for vid, label, logit in zip(ids, y, s):
-            idx, wt = att[vid]
-            w.writerow([vid, int(label), f"{logit:.6f}", f"{1 / (1 + np.exp(-logit)):.6f}",
-                        int(logit >= threshold), n_clips[vid], json.dumps(idx.tolist()),
-                        json.dumps([round(float(v), 5) for v in wt])])
+    rows = []
+    for vid, label, logit in zip(ids, y, s):
+        idx, wt = att[vid]
+        rows.append({"video_id": vid, "label": int(label), "logit": f"{logit:.6f}", "p_fake": f"{sigmoid(logit):.6f}",
+                     "predicted": int(logit >= threshold), "n_clips": n_clips[vid], "frame_indices": idx.tolist(),
+                     "attention": [round(float(v), 5) for v in wt]})
+    write_table(rows, None, path, columns=["video_id", "label", "logit", "p_fake", "predicted", "n_clips",
+                                           "frame_indices", "attention"])
 
 
 def _write_clip_scores(path: Path, preds: ClipPredictions) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["video_id", "label", "clip_start", "logit"])
-        for vid, y, st, lg in zip(preds.video_ids, preds.labels, preds.starts, preds.logits):
-            w.writerow([vid, int(y), st, f"{lg:.6f}"])
+    from forensight.report import write_table
+
+    rows = [{"video_id": vid, "label": int(y), "clip_start": st, "logit": f"{lg:.6f}"}
+            for vid, y, st, lg in zip(preds.video_ids, preds.labels, preds.starts, preds.logits)]
+    write_table(rows, None, path, columns=["video_id", "label", "clip_start", "logit"])

@@ -36,7 +36,7 @@ from matplotlib.figure import Figure
 
 from forensight.io import atomic_write_bytes, atomic_write_text
 from forensight.report import to_jsonable
-from forensight.detect import DetectionResult
+from forensight.result import DetectionResult
 
 log = logging.getLogger(__name__)
 

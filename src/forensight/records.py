@@ -24,6 +24,14 @@ SPLITS = ("train", "val", "test")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+#: File extensions (lower case) of video files: the ONE list used to find videos everywhere
+#: (dataset layouts, ``preprocess``, ``detect``).
+VIDEO_EXTENSIONS: tuple[str, ...] = (
+    ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp",
+    ".ts", ".mts", ".m2ts", ".ogv", ".mxf",
+)
+
+
 def qualified_id(dataset: str, method: str, compression: str, name: str) -> str:
     """Return the qualified video id ``dataset/method/compression/name``.
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from forensight.cache import Cache
+from forensight.config import TrainConfig, merge, resolve_model_config, to_dict
 
 HEADS = ("control", "attention")
 
@@ -59,16 +61,20 @@ def _cell_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def run_study(cache_root: str | Path, out_dir: str | Path, regions: tuple[str, ...] = ("frame", "full", "eyes", "mouth"),
               heads: tuple[str, ...] = ("control", "attention"), family: str = "region_mobile",
-              seeds: tuple[int, ...] = (0,), train_overrides: dict[str, Any] | None = None,
-              n_bootstrap: int = 1000, progress: bool = True) -> StudyResult:
+              seeds: tuple[int, ...] = (0,), train: TrainConfig | Mapping[str, Any] | None = None,
+              model_overrides: Mapping[str, Any] | None = None, n_bootstrap: int = 1000,
+              progress: bool = True) -> StudyResult:
     """Train and evaluate every (region, head, seed) cell; write the comparison table and plot.
 
     ``family`` picks the presets ``{family}_control`` / ``{family}_attention`` (e.g.
-    ``region_b1`` for the published EfficientNet-B1 setup, ``region_mobile`` on CPU).
+    ``region_b1`` for the published EfficientNet-B1 setup, ``region_mobile`` on CPU);
+    ``model_overrides`` (e.g. ``input_size``) apply to both, the region per cell. ``train`` is the
+    training config (or field overrides) shared by every cell; the seed is set per cell. Configs
+    are layered with :func:`forensight.config.merge`, as the CLI does.
     """
     from forensight.evaluate import evaluate
     from forensight.report import plot_roc_multi, write_json, write_table
-    from forensight.train import TrainConfig, train
+    from forensight.train import train as train_run
 
     t0 = time.perf_counter()
     out = Path(out_dir)
@@ -80,7 +86,7 @@ def run_study(cache_root: str | Path, out_dir: str | Path, regions: tuple[str, .
     for h in heads:
         if h not in HEADS:
             raise ValueError(f"heads must be among {list(HEADS)}, got {h!r}")
-    overrides = dict(train_overrides or {})
+    base_train = merge(TrainConfig, train)
     runs: list[dict[str, Any]] = []
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     cells = [(r, h, s) for r in regions for h in heads for s in seeds]
@@ -90,11 +96,12 @@ def run_study(cache_root: str | Path, out_dir: str | Path, regions: tuple[str, .
         eval_dir = run_dir / "eval"
         if progress:
             print(f"[study {i}/{len(cells)}] {name}", flush=True)
-        cfg = TrainConfig(**{**overrides, "preset": f"{family}_{head}", "region": region, "seed": seed})
+        model = resolve_model_config(f"{family}_{head}", None, {**(model_overrides or {}), "region": region})
+        cfg = merge(TrainConfig, base_train, {"seed": seed})
         if not (run_dir / "model.pt").is_file():
             if run_dir.exists():  # an interrupted cell: start it again cleanly
                 shutil.rmtree(run_dir)
-            train(cache_root, run_dir, cfg, progress=progress)
+            train_run(cache_root, run_dir, model, cfg, progress=progress)
         if not (eval_dir / "metrics.json").is_file():
             evaluate(run_dir, cache_root, eval_dir, split="test", n_bootstrap=n_bootstrap, progress=False)
         m = json.loads((eval_dir / "metrics.json").read_text())
@@ -114,7 +121,7 @@ def run_study(cache_root: str | Path, out_dir: str | Path, regions: tuple[str, .
     plot_roc_multi(curves, out / "study_roc.png", title="Test ROC per study cell")
     res.seconds = time.perf_counter() - t0
     write_json({"cells": res.cells, "runs": runs, "family": family, "seeds": list(seeds),
-                "train_overrides": overrides, "cache": str(Path(cache_root).resolve()),
+                "train": to_dict(base_train), "model_overrides": dict(model_overrides or {}), "cache": str(Path(cache_root).resolve()),
                 "preprocess_hash": cache.config.hash, "seconds": res.seconds}, out / "study.json")
     return res
 

@@ -4,14 +4,19 @@ The model is chosen on the VALIDATION split only (early stopping and the best ch
 validation loss; the decision threshold on validation scores). The test split is never read
 here. A run directory holds::
 
-    config.yaml            train + model + preprocessing config (and the preprocessing hash)
+    config.yaml            preprocess + model + train sections (an experiment file: it can be
+                           passed back to `forensight train --config`) and the data counts
     logs/                  CSV and TensorBoard logs
     checkpoints/last.ckpt  Lightning state for --resume
     checkpoints/best.ckpt  the best epoch on validation loss
     model.pt               the best weights + configs + threshold, loadable with weights_only=True
     val_metrics.json       validation metrics of the selected model
 
-Batches arrive as uint8; normalisation, resizing and augmentation run on the device.
+Data come from :class:`ClipDataModule` (planned clips of the cache, uint8 until the device);
+:class:`DetectorModule` holds the model, loss and optimiser (and a predict step on the scoring
+path). After fitting, :func:`export_run` writes ``model.pt`` and chooses the threshold on the
+validation scores computed by the one scoring path from that file, so ``evaluate --split val``
+reproduces them exactly.
 """
 
 from __future__ import annotations
@@ -24,129 +29,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from forensight.cache import Cache
-from forensight.config import from_dict, load_yaml, save_yaml, to_dict
-from forensight.datasets.clips import ClipDataset, augment_batch, collate_clips
-from forensight.inference import ClipPredictions, forward_detector, predict_loader, prepare_batch
-from forensight.modelfile import MODEL_FILE, save_model_file
+from forensight.config import (
+    ModelConfig,
+    TrainConfig,
+    merge,
+    model_config_from_dict,
+    resolve_model_config,
+    save_yaml,
+    to_dict,
+)
+from forensight.datasets.clips import ClipDataset, augment_batch, collate_clips, prepare_batch
+from forensight.io import atomic_write_json
+from forensight.modelfile import MODEL_FILE, load_model_file, save_model_file, update_model_file
+from forensight.scoring import (
+    BatchOutput,
+    ClipPredictions,
+    forward_batch,
+    make_dataset,
+    resolve_device,
+    score_split,
+)
 
 log = logging.getLogger(__name__)
 
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How a detector is trained.
-
-    Attributes:
-        preset: registered model preset (``forensight.models.list_models()``) or a YAML path.
-        region: override the preset's region (frame / full / eyes / mouth / lips).
-        input_size: override the preset's input side in pixels (crops are resized on the device).
-        max_epochs, patience: early stopping on validation loss with this patience (epochs).
-        batch_size, accumulate: clips per step and gradient-accumulation steps.
-        lr, weight_decay: AdamW.
-        balance: "loss" (positive-class weight = #real / #fake), "sampler" (class-balanced
-            sampling) or "none".
-        clip_len: frames per training clip; None = the model's (25 for LipForensics, the whole
-            sampled sequence for region models).
-        max_clips: clips per video (0 = all).
-        max_frames: frames read from each cached video's start (0 = all; 110 = FF++ protocol).
-        init: the official LipForensics checkpoint (``lipforensics_ff.pth``) to start from.
-        freeze: LipForensics fine-tuning recipe: "frontend_trunk" (paper) or "none".
-        precision: "auto" (bf16-mixed on GPU, 32 on CPU) or any Lightning precision.
-        accelerator, devices, num_nodes, strategy: Lightning's (DDP for several GPUs / nodes).
-        num_workers: data-loader worker processes.
-        augment: clip-consistent flips and brightness on the device.
-        seed: seeds Python, NumPy and torch (and the loaders).
-        limit_train_batches: Lightning's (1.0 = all), for quick runs.
-    """
-
-    preset: str = "region_mobile_attention"
-    region: str | None = None
-    input_size: int | None = None
-    max_epochs: int = 20
-    patience: int = 5
-    batch_size: int = 8
-    accumulate: int = 1
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    balance: str = "loss"
-    clip_len: int | None = None
-    max_clips: int = 0
-    max_frames: int = 0
-    init: str | None = None
-    freeze: str = "frontend_trunk"
-    precision: str = "auto"
-    accelerator: str = "auto"
-    devices: Any = "auto"
-    num_nodes: int = 1
-    strategy: str = "auto"
-    num_workers: int = 0
-    augment: bool = True
-    seed: int = 0
-    limit_train_batches: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.balance not in ("loss", "sampler", "none"):
-            raise ValueError(f"balance must be loss, sampler or none, got {self.balance!r}")
-        if self.freeze not in ("frontend_trunk", "none"):
-            raise ValueError(f"freeze must be frontend_trunk or none, got {self.freeze!r}")
-        for k in ("max_epochs", "patience", "batch_size", "accumulate"):
-            if int(getattr(self, k)) < 1:
-                raise ValueError(f"{k} must be >= 1")
-
-
-def resolve_model_config(cfg: TrainConfig) -> Any:
-    """The model config of a training run: the preset (or YAML) with the run's overrides."""
-    from forensight.models.registry import get_model_config, load_model_config
-
-    over: dict[str, Any] = {}
-    if cfg.region:
-        over["region"] = cfg.region
-    if cfg.input_size:
-        over["input_size"] = int(cfg.input_size)
-    p = str(cfg.preset)
-    mc = load_model_config(p, **over) if p.endswith((".yaml", ".yml")) else get_model_config(p, **over)
-    if mc.arch == "lipforensics":
-        opts = dict(mc.options)
-        opts["freeze"] = cfg.freeze
-        mc = mc.replace(options=opts, weights=cfg.init or mc.weights)
-    elif cfg.init:
-        raise ValueError("--init is for LipForensics presets; region encoders take ImageNet weights "
-                         "via the model config's `weights`")
-    return mc
-
-
-def model_clip_len(model_cfg: Any) -> int | None:
-    """Frames per input clip a model reads: LipForensics 25-frame clips; region models None
-    (the whole sampled sequence of a video is one clip)."""
-    return int(model_cfg.num_frames) if model_cfg.arch == "lipforensics" else None
-
-
-def clip_len_for(cfg: TrainConfig, model_cfg: Any) -> int | None:
-    """The training clip length: the run's override, else the model's."""
-    return cfg.clip_len if cfg.clip_len is not None else model_clip_len(model_cfg)
-
-
-def make_dataset(cache: Cache, split: str, model_cfg: Any, clip_len: int | None, max_clips: int = 0,
-                 max_frames: int = 0) -> ClipDataset:
-    """The clips of one split for a model (LipForensics: 88-px centre crops of the 96-px lips)."""
-    ids = cache.video_ids(split=split)
-    if not ids:
-        raise ValueError(f"the cache {cache.root} has no processed videos in split {split!r}")
-    if model_cfg.region not in cache.config.regions:
-        raise ValueError(f"the model reads region {model_cfg.region!r}, but the cache holds "
-                         f"{list(cache.config.regions)}; preprocess with --regions {model_cfg.region}")
-    crop = int(model_cfg.input_size) if model_cfg.region == "lips" else None
-    ds = ClipDataset(cache, ids, model_cfg.region, clip_len=clip_len, max_clips=max_clips,
-                     max_frames=max_frames, crop=crop)
-    if len(ds) == 0:
-        raise ValueError(f"split {split!r}: no video is long enough for one {clip_len}-frame clip")
-    return ds
+__all__ = ["ClipDataModule", "DetectorModule", "TrainConfig", "TrainResult", "export_run", "train"]
 
 
 def _loader(ds: ClipDataset, batch_size: int, shuffle: bool, num_workers: int, seed: int,
@@ -158,21 +70,64 @@ def _loader(ds: ClipDataset, batch_size: int, shuffle: bool, num_workers: int, s
         persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())
 
 
-import lightning as L
+class ClipDataModule(L.LightningDataModule):
+    """The train / val clips of a cache for one model (planned by :mod:`forensight.planning`).
+
+    Built eagerly (the datasets only index memory-mapped arrays), so the class balance and the
+    clip counts are known before the trainer starts. ``predict_dataloader`` serves the val split.
+    """
+
+    def __init__(self, cache: Cache, model_cfg: ModelConfig, cfg: TrainConfig) -> None:
+        super().__init__()
+        self.cache, self.model_cfg, self.cfg = cache, model_cfg, cfg
+        spec = model_cfg.input_spec()
+        self.train_ds = make_dataset(cache, "train", spec, cfg.max_clips, cfg.max_frames)
+        self.val_ds = make_dataset(cache, "val", spec, cfg.max_clips, cfg.max_frames)
+        labels = self.train_ds.labels()
+        self.n_fake, self.n_real = int(labels.sum()), int((1 - labels).sum())
+        if self.n_fake == 0 or self.n_real == 0:
+            raise ValueError(f"the train split needs both classes, has {self.n_real} real and {self.n_fake} fake clips")
+
+    @property
+    def pos_weight(self) -> float:
+        """Positive-class loss weight: #real / #fake with ``balance="loss"``, else 1."""
+        return self.n_real / self.n_fake if self.cfg.balance == "loss" else 1.0
+
+    def summary(self) -> dict[str, Any]:
+        """Counts recorded in the run's config.yaml."""
+        return {"train_clips": len(self.train_ds), "train_real": self.n_real, "train_fake": self.n_fake,
+                "val_clips": len(self.val_ds), "not_scored": {**self.train_ds.unscored, **self.val_ds.unscored}}
+
+    def train_dataloader(self) -> torch.utils.data.DataLoader:
+        sampler = None
+        if self.cfg.balance == "sampler":
+            labels = self.train_ds.labels()
+            w = np.where(labels == 1, 0.5 / self.n_fake, 0.5 / self.n_real)
+            sampler = torch.utils.data.WeightedRandomSampler(
+                torch.tensor(w), num_samples=len(labels), replacement=True,
+                generator=torch.Generator().manual_seed(self.cfg.seed))
+        return _loader(self.train_ds, self.cfg.batch_size, True, self.cfg.num_workers, self.cfg.seed, sampler)
+
+    def val_dataloader(self) -> torch.utils.data.DataLoader:
+        return _loader(self.val_ds, self.cfg.batch_size, False, self.cfg.num_workers, self.cfg.seed)
+
+    def predict_dataloader(self) -> torch.utils.data.DataLoader:
+        return _loader(self.val_ds, self.cfg.batch_size, False, 0, self.cfg.seed)
 
 
 class DetectorModule(L.LightningModule):
-    """Model + loss + optimiser; batches are uint8 and get normalised here, on the device."""
+    """Model + loss + optimiser; batches are uint8 and get prepared here, on the device."""
 
     def __init__(self, model_cfg: dict[str, Any], train_cfg: dict[str, Any], pos_weight: float = 1.0,
                  preprocess_hash: str = "") -> None:
         super().__init__()
-        from forensight.models.registry import ModelConfig, build_from_config
+        from forensight.models.registry import build_model
 
         self.save_hyperparameters()
-        self.model_cfg = ModelConfig.from_dict(model_cfg)
-        self.train_cfg = from_dict(TrainConfig, train_cfg)
-        self.model = build_from_config(self.model_cfg)
+        self.model_cfg = model_config_from_dict(model_cfg)
+        self.train_cfg = merge(TrainConfig, train_cfg)
+        self.model = build_model(self.model_cfg)
+        self.spec = self.model_cfg.input_spec()
         self.register_buffer("pos_weight", torch.tensor(float(pos_weight)))
         self._val = ClipPredictions()
         self._gen = torch.Generator().manual_seed(self.train_cfg.seed)
@@ -181,8 +136,8 @@ class DetectorModule(L.LightningModule):
         frames = batch["frames"]
         if train and self.train_cfg.augment:
             frames = augment_batch(frames, generator=self._gen)
-        x = prepare_batch(frames, self.model_cfg, channels_last=self.device.type == "cuda")
-        out = forward_detector(self.model, x, batch["lengths"])
+        x = prepare_batch(frames, self.spec, channels_last=self.device.type == "cuda")
+        out = self.model(x, batch["lengths"])
         y = batch["label"].to(out.logits.dtype)
         loss = F.binary_cross_entropy_with_logits(out.logits.float(), y.float(), pos_weight=self.pos_weight)
         return loss, out
@@ -198,7 +153,10 @@ class DetectorModule(L.LightningModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss, out = self._step(batch, train=False)
         self.log("val_loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=len(batch["label"]))
-        self._val.extend(batch, out)
+        n = batch["lengths"].cpu().numpy()
+        w = out.weights.detach().float().cpu().numpy()
+        self._val.extend(batch, BatchOutput(logits=out.logits.detach().float().cpu().numpy().reshape(-1),
+                                            weights=[w[i, :int(n[i])] for i in range(len(n))]))
 
     def on_validation_epoch_end(self) -> None:
         preds = _gather_predictions(self._val)
@@ -208,13 +166,17 @@ class DetectorModule(L.LightningModule):
 
             self.log("val_auc", float(auc(y, s)), prog_bar=True, sync_dist=False, rank_zero_only=False)
 
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> BatchOutput:
+        """The scoring path's forward (precision policy included) on one batch."""
+        return forward_batch(self.model, batch, self.device)
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         return torch.optim.AdamW(params, lr=self.train_cfg.lr, weight_decay=self.train_cfg.weight_decay)
 
     def train(self, mode: bool = True) -> DetectorModule:
         super().train(mode)
-        # keep frozen LipForensics parts (front end + trunk) in eval mode: BN statistics stay official
+        # keep frozen parts (e.g. the LipForensics front end + trunk) in eval mode: BN statistics stay
         keep = getattr(self.model, "frozen_modules", None)
         if mode and callable(keep):
             for m in keep():
@@ -232,8 +194,7 @@ def _gather_predictions(p: ClipPredictions) -> ClipPredictions:
     dist.all_gather_object(parts, p)
     out = ClipPredictions()
     for q in parts:
-        for name in ("video_ids", "labels", "logits", "starts", "weights", "frame_indices"):
-            getattr(out, name).extend(getattr(q, name))
+        out.merge(q)
     return out
 
 
@@ -248,14 +209,40 @@ class TrainResult:
     seconds: float
 
 
-def train(cache_root: str | Path, run_dir: str | Path, cfg: TrainConfig, resume: bool = False,
-          progress: bool = True) -> TrainResult:
-    """Train on the cache's train split, select on its val split, write the run directory."""
+def export_run(run_dir: str | Path, module: DetectorModule, cache: Cache, cfg: TrainConfig, best_epoch: int,
+               epochs_run: int, device: torch.device | str | None = None) -> dict[str, Any]:
+    """Write ``model.pt`` from ``module``'s weights, then choose the threshold on the validation
+    split scored by the one scoring path FROM THAT FILE (the numbers ``evaluate --split val``
+    gives), and store it with the validation metrics (also in ``val_metrics.json``)."""
+    from forensight.metrics import choose_threshold, compute_all
+
+    run_dir = Path(run_dir)
+    path = save_model_file(run_dir / MODEL_FILE, module.model, module.model_cfg, cache.config, cfg, 0.0, {})
+    dev = resolve_device(device)
+    lm = load_model_file(path, device=dev)
+    preds, _ = score_split(lm, cache, "val", batch_size=cfg.batch_size, max_frames=cfg.max_frames,
+                           max_clips=cfg.max_clips, device=dev)
+    _, y, s = preds.video_scores()
+    two = len(set(y.tolist())) == 2
+    threshold = choose_threshold(y, s, rule="eer") if two else 0.0
+    val_metrics = (compute_all(y, s, threshold=threshold, clip_y=np.asarray(preds.labels),
+                               clip_s=np.asarray(preds.logits)) if two else {"note": "validation split has one class"})
+    val_metrics.update({"best_epoch": best_epoch, "epochs_run": epochs_run, "device": str(dev),
+                        "threshold_rule": "eer on validation video scores (scoring path, from model.pt)",
+                        "threshold": float(threshold)})
+    update_model_file(path, threshold=float(threshold), val_metrics=val_metrics)
+    atomic_write_json(run_dir / "val_metrics.json", json.loads(json.dumps(val_metrics, default=float)))
+    return val_metrics
+
+
+def train(cache_root: str | Path, run_dir: str | Path, model: ModelConfig | str, cfg: TrainConfig | None = None,
+          resume: bool = False, progress: bool = True) -> TrainResult:
+    """Train ``model`` (a config, a preset name or a YAML path) on the cache's train split, select
+    on its val split, write the run directory."""
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-    from forensight.metrics import choose_threshold, compute_all
-
+    cfg = cfg or TrainConfig()
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / "checkpoints"
@@ -268,34 +255,17 @@ def train(cache_root: str | Path, run_dir: str | Path, cfg: TrainConfig, resume:
                               "or choose a new --run-dir")
     if resume and not last.is_file():
         raise FileNotFoundError(f"nothing to resume: {last} does not exist")
+    model_cfg = resolve_model_config(model)
+    cache = Cache.open(cache_root)
+    data = ClipDataModule(cache, model_cfg, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-
-    cache = Cache.open(cache_root)
-    model_cfg = resolve_model_config(cfg)
-    clip_len = clip_len_for(cfg, model_cfg)
-    train_ds = make_dataset(cache, "train", model_cfg, clip_len, cfg.max_clips, cfg.max_frames)
-    val_ds = make_dataset(cache, "val", model_cfg, clip_len, cfg.max_clips, cfg.max_frames)
-    labels = train_ds.labels()
-    n_fake, n_real = int(labels.sum()), int((1 - labels).sum())
-    if n_fake == 0 or n_real == 0:
-        raise ValueError(f"the train split needs both classes, has {n_real} real and {n_fake} fake clips")
-    pos_weight = n_real / n_fake if cfg.balance == "loss" else 1.0
-    sampler = None
-    if cfg.balance == "sampler":
-        w = np.where(labels == 1, 0.5 / n_fake, 0.5 / n_real)
-        sampler = torch.utils.data.WeightedRandomSampler(torch.tensor(w), num_samples=len(labels),
-                                                         replacement=True,
-                                                         generator=torch.Generator().manual_seed(cfg.seed))
-
-    all_cfg = {"train": to_dict(cfg), "model": model_cfg.to_dict(), "preprocess": cache.config.to_dict(),
-               "preprocess_hash": cache.config.hash, "cache": str(Path(cache_root).resolve()),
-               "data": {"train_clips": len(train_ds), "train_real": n_real, "train_fake": n_fake,
-                        "val_clips": len(val_ds), "too_short": train_ds.too_short + val_ds.too_short}}
     if launcher:
-        save_yaml(all_cfg, run_dir / "config.yaml")
+        save_yaml({"preprocess": cache.config.to_dict(), "model": model_cfg.to_dict(), "train": to_dict(cfg),
+                   "preprocess_hash": cache.config.hash, "cache": str(Path(cache_root).resolve()),
+                   "data": data.summary()}, run_dir / "config.yaml")
 
-    module = DetectorModule(model_cfg.to_dict(), to_dict(cfg), pos_weight=pos_weight,
+    module = DetectorModule(model_cfg.to_dict(), to_dict(cfg), pos_weight=data.pos_weight,
                             preprocess_hash=cache.config.hash)
     cuda = torch.cuda.is_available() and cfg.accelerator in ("auto", "gpu", "cuda")
     precision = cfg.precision if cfg.precision != "auto" else ("bf16-mixed" if cuda else "32-true")
@@ -314,9 +284,7 @@ def train(cache_root: str | Path, run_dir: str | Path, cfg: TrainConfig, resume:
         limit_train_batches=cfg.limit_train_batches, enable_model_summary=False,
         num_sanity_val_steps=0,
     )
-    trainer.fit(module, _loader(train_ds, cfg.batch_size, True, cfg.num_workers, cfg.seed, sampler),
-                _loader(val_ds, cfg.batch_size, False, cfg.num_workers, cfg.seed),
-                ckpt_path=str(last) if resume else None)
+    trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
     if not trainer.is_global_zero:
         return TrainResult(run_dir, run_dir / MODEL_FILE, -1, {}, time.perf_counter() - t0)
 
@@ -324,24 +292,6 @@ def train(cache_root: str | Path, run_dir: str | Path, cfg: TrainConfig, resume:
     state = torch.load(best_path, map_location="cpu", weights_only=False)  # our own Lightning file
     module.load_state_dict(state["state_dict"])
     best_epoch = int(state.get("epoch", -1))
-    device = "cuda" if cuda else "cpu"
-    val_preds = predict_loader(module.model, _loader(val_ds, cfg.batch_size, False, 0, cfg.seed), model_cfg,
-                               device=device)
-    _, y, s = val_preds.video_scores()
-    threshold = choose_threshold(y, s, rule="eer") if len(set(y.tolist())) == 2 else 0.0
-    clip_y, clip_s = np.asarray(val_preds.labels), np.asarray(val_preds.logits)
-    val_metrics = (compute_all(y, s, threshold=threshold, clip_y=clip_y, clip_s=clip_s)
-                   if len(set(y.tolist())) == 2 else {"note": "validation split has one class"})
-    val_metrics.update({"best_epoch": best_epoch, "epochs_run": int(trainer.current_epoch),
-                        "threshold_rule": "eer on validation video scores", "threshold": float(threshold)})
-    save_model_file(run_dir / MODEL_FILE, module.model, model_cfg, cache.config, cfg, threshold, val_metrics)
-    (run_dir / "val_metrics.json").write_text(json.dumps(val_metrics, indent=2, default=float))
+    val_metrics = export_run(run_dir, module, cache, cfg, best_epoch, int(trainer.current_epoch),
+                             device="cuda" if cuda else "cpu")
     return TrainResult(run_dir, run_dir / MODEL_FILE, best_epoch, val_metrics, time.perf_counter() - t0)
-
-
-def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
-    """A TrainConfig from YAML (a ``train:`` section or a flat mapping), with overrides."""
-    data = load_yaml(path)
-    data = dict(data.get("train", data))
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    return from_dict(TrainConfig, data)

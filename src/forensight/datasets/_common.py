@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from forensight.records import SPLITS, VideoRecord
-
-#: File extensions (lower case) recognised as videos when a layout lists folders.
-VIDEO_EXTENSIONS: tuple[str, ...] = (
-    ".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts",
-)
+from forensight.records import SPLITS, VIDEO_EXTENSIONS, VideoRecord
 
 _SPLIT_SYNONYMS = {
     "train": "train", "training": "train",
@@ -56,6 +52,43 @@ def list_videos(folder: Path, recursive: bool = False,
         if is_video(p, exts):
             out.append(p)
     return sorted(out)
+
+
+def expand_inputs(paths: Iterable[str | Path],
+                  extensions: Iterable[str] = VIDEO_EXTENSIONS) -> list[tuple[Path, str]]:
+    """Input files and folders → ``(path, display name)`` per video, in a stable order (``detect``).
+
+    Folders are searched recursively (symlinked folders are not followed; hidden entries are
+    skipped) for files with a video extension; names are relative to the folder. A file given
+    explicitly is kept whatever its extension (and whether or not it exists: scoring reports
+    why it failed). An empty folder is kept as itself, so the batch can say nothing was in it.
+    Duplicates (same resolved path) are kept once.
+    """
+    exts = {e.lower() for e in extensions}
+    out: list[tuple[Path, str]] = []
+    seen: set[str] = set()
+
+    def add(p: Path, name: str) -> None:
+        key = os.path.realpath(p)
+        if key not in seen:
+            seen.add(key)
+            out.append((p, name))
+
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found: list[Path] = []
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                found.extend(Path(root) / f for f in sorted(files)
+                             if not f.startswith(".") and Path(f).suffix.lower() in exts)
+            if not found:
+                add(p, p.name or str(p))
+            for f in sorted(found, key=lambda q: q.relative_to(p).as_posix()):
+                add(f, f.relative_to(p).as_posix())
+        else:
+            add(p, p.name or str(p))
+    return out
 
 
 def name_from_relpath(rel: Path) -> str:

@@ -1,14 +1,13 @@
-"""Clip datasets over a preprocessing cache, and on-device normalisation / augmentation.
+"""Clip datasets over a preprocessing cache, the one collation, and on-device batch preparation.
 
 Items stay uint8 until they reach the device: the loader only slices memory-mapped arrays,
-and ``normalize_batch`` / ``augment_batch`` run on whole batches where the model runs, so the
-data loader never starves a GPU.
+and :func:`prepare_batch` / :func:`augment_batch` run on whole batches where the model runs, so
+the data loader never starves a GPU.
 
-Two ways of cutting a cached video into model inputs:
-  - ``clip_len=None``: one item per video = all its sampled frames (region models: 32 frames);
-  - ``clip_len=25``: consecutive non-overlapping clips of ``clip_len`` frames (LipForensics);
-    ``max_clips`` caps clips per video (evenly spread), ``max_frames`` caps the frames read
-    from the start (110 for the FaceForensics++ protocol).
+Which frames make an item is decided by :func:`forensight.planning.plan_clips` (the observed-face
+span; one clip per video for region models, consecutive ``clip_len``-frame clips for clip
+models); :func:`clip_item` cuts an item from a region array, for cached videos
+(:class:`ClipDataset`) and for videos scored by ``detect`` alike.
 """
 
 from __future__ import annotations
@@ -18,65 +17,74 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from forensight.cache import Cache
-from forensight.video import clip_starts
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-LIPS_MEAN = (0.421,)
-LIPS_STD = (0.165,)
+from forensight.config import InputSpec
+from forensight.planning import ClipPlan, frame_step, plan_clips
 
 
 @dataclass(frozen=True)
 class ClipRef:
-    """One model input: frames ``[start, start + length)`` of a cached video."""
+    """One model input: sampled positions ``[start, stop)`` of a cached video."""
 
     video_id: str
     label: int
     start: int
-    length: int
+    stop: int
+
+
+def clip_item(video_id: str, label: int, region: np.ndarray, frame_indices: np.ndarray, start: int,
+              stop: int) -> dict[str, Any]:
+    """One item: positions ``[start, stop)`` of a region array.
+
+    ``region`` is uint8 ``(T, h, w)`` or ``(T, h, w, c)``; the item holds ``frames`` uint8
+    ``(stop - start, h, w, c)`` (a private copy), ``label`` float (1 = fake), ``length``,
+    ``video_id``, ``start`` (position) and ``frame_indices`` int64 (source frame numbers).
+    """
+    arr = region[start:stop]
+    if arr.ndim == 3:
+        arr = arr[..., None]
+    return {"frames": torch.from_numpy(np.array(arr)), "label": torch.tensor(float(label)),
+            "length": stop - start, "video_id": video_id, "start": start,
+            "frame_indices": torch.from_numpy(np.array(frame_indices[start:stop], dtype=np.int64))}
 
 
 class ClipDataset(Dataset):
-    """uint8 clips from a cache.
-
-    Each item is a dict: ``frames`` uint8 tensor (T, h, w, c), ``label`` float (1 = fake),
-    ``length`` valid frames T, ``video_id`` str, ``start`` first sampled-frame position, and
-    ``frame_indices`` int64 (T,) frame numbers in the source video.
+    """uint8 clips of a cache's videos, planned with :func:`~forensight.planning.plan_clips`.
 
     Args:
         cache: the opened cache.
         video_ids: which videos (e.g. ``cache.video_ids(split="train")``).
-        region: which cached region ("full", "eyes", "mouth", "frame", "lips").
-        clip_len: None = whole sequence per item, else non-overlapping clips of that length
-            (videos shorter than one clip are left out and counted in ``self.too_short``).
-        crop: centre-crop side in pixels applied at load time (88 for LipForensics), or None.
+        spec: the model's input spec (region, clip length).
+        max_clips, max_frames: see :func:`~forensight.planning.plan_clips`.
+
+    Attributes:
+        refs: one :class:`ClipRef` per item.
+        plans: the plan of every video (also those without clips).
+        unscored: ``{video_id: "reason: message"}`` for videos with no clip (no face, too short).
     """
 
-    def __init__(self, cache: Cache, video_ids: list[str], region: str, clip_len: int | None = None,
-                 max_clips: int = 0, max_frames: int = 0, crop: int | None = None) -> None:
+    def __init__(self, cache: Cache, video_ids: list[str], spec: InputSpec, max_clips: int = 0,
+                 max_frames: int = 0) -> None:
         self.cache = cache
-        self.region = region
-        self.crop = crop
-        self.clip_len = clip_len
+        self.spec = spec
+        self.region = spec.region
         self.refs: list[ClipRef] = []
-        self.too_short: list[str] = []
+        self.plans: dict[str, ClipPlan] = {}
+        self.unscored: dict[str, str] = {}
         self._entries: dict[str, Any] = {}
+        step = frame_step(cache.config)
         for vid in video_ids:
-            entry = cache.load(vid, regions=[region])
-            n = len(entry)
-            if max_frames:
-                n = min(n, max_frames)
+            entry = cache.load(vid, regions=[self.region])
+            plan = plan_clips(entry.indices, entry.observed, spec, step=step, max_frames=max_frames,
+                              max_clips=max_clips)
+            self.plans[vid] = plan
+            if not plan.clips:
+                self.unscored[vid] = f"{plan.reason}: {plan.message}"
             label = int(entry.record.label)
-            if clip_len is None:
-                self.refs.append(ClipRef(vid, label, 0, n))
-                continue
-            starts = clip_starts(n, clip_len, max_clips)
-            if starts.size == 0:
-                self.too_short.append(vid)
-            self.refs.extend(ClipRef(vid, label, int(s), clip_len) for s in starts)
+            self.refs.extend(ClipRef(vid, label, a, b) for a, b in plan.clips)
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -91,18 +99,7 @@ class ClipDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         ref = self.refs[i]
         e = self._entry(ref.video_id)
-        arr = e.regions[self.region][ref.start:ref.start + ref.length]
-        if self.crop is not None:
-            h, w = arr.shape[1:3]
-            if self.crop > min(h, w):
-                raise ValueError(f"crop {self.crop} is larger than the cached {h}x{w} {self.region} region")
-            y0, x0 = (h - self.crop) // 2, (w - self.crop) // 2
-            arr = arr[:, y0:y0 + self.crop, x0:x0 + self.crop]
-        frames = torch.from_numpy(np.array(arr))  # a private copy of the memory-mapped slice
-        return {"frames": frames, "label": torch.tensor(float(ref.label)), "length": ref.length,
-                "video_id": ref.video_id, "start": ref.start,
-                "frame_indices": torch.from_numpy(np.array(e.indices[ref.start:ref.start + ref.length],
-                                                           dtype=np.int64))}
+        return clip_item(ref.video_id, ref.label, e.regions[self.region], e.indices, ref.start, ref.stop)
 
     def labels(self) -> np.ndarray:
         """int (N,) labels of every item, for balanced sampling."""
@@ -125,23 +122,32 @@ def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
             "frame_indices": idx}
 
 
-def normalize_batch(frames: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...],
-                    channels_last: bool = False) -> torch.Tensor:
-    """uint8 (B, T, H, W, C) → float (B, T, C, H, W), scaled to [0,1] then ``(x - mean) / std``.
+def prepare_batch(frames: torch.Tensor, spec: InputSpec, channels_last: bool = False) -> torch.Tensor:
+    """uint8 ``(B, T, h, w, c)`` → the model's float input ``(B, T, C, S, S)``, on ``frames``' device.
 
-    Runs on whatever device ``frames`` is on (call it after the batch reaches the GPU).
+    In this order: the spec's centre ``crop`` (LipForensics: 88 of 96 px), ``x / 255``,
+    ``(x - mean) / std`` per channel, and a bilinear antialiased resize to ``S = spec.size`` only
+    when the (cropped) side differs (e.g. 224-px crops into a 112-px CPU preset). The one place a
+    batch becomes model input: training, validation and every scoring call use it.
     """
     if frames.dtype != torch.uint8:
         raise TypeError(f"expected uint8 frames, got {frames.dtype}")
+    if frames.dim() != 5:
+        raise ValueError(f"expected frames (B, T, h, w, c), got shape {tuple(frames.shape)}")
     c = frames.shape[-1]
-    if len(mean) != c or len(std) != c:
-        raise ValueError(f"mean/std have {len(mean)} channels, frames have {c}")
+    if c != spec.channels:
+        raise ValueError(f"the model reads {spec.channels} channel(s), the frames have {c}")
+    rows, cols = spec.crop_window(*frames.shape[2:4])
+    frames = frames[:, :, rows, cols]
     x = frames.permute(0, 1, 4, 2, 3).float().div_(255.0)
-    m = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, 1, c, 1, 1)
-    s = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, 1, c, 1, 1)
+    m = torch.tensor(spec.mean, device=x.device, dtype=x.dtype).view(1, 1, c, 1, 1)
+    s = torch.tensor(spec.std, device=x.device, dtype=x.dtype).view(1, 1, c, 1, 1)
     x = (x - m) / s
+    b, t = x.shape[:2]
+    if x.shape[-1] != spec.size or x.shape[-2] != spec.size:
+        x = F.interpolate(x.reshape(b * t, *x.shape[2:]), size=(spec.size, spec.size), mode="bilinear",
+                          antialias=True, align_corners=False).reshape(b, t, c, spec.size, spec.size)
     if channels_last:
-        b, t = x.shape[:2]
         x = x.reshape(b * t, *x.shape[2:]).contiguous(memory_format=torch.channels_last).reshape(x.shape)
     return x
 

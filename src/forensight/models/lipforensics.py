@@ -22,21 +22,26 @@ Data flow for a batch of ``B`` grayscale mouth clips of ``T`` frames (88x88, nor
 Two heads share everything except the pooling: the control ``"mean"`` head (the official model)
 and the ``"attention"`` head, whose only extra parameters live under ``attention.*``.
 
-The forward pass returns logits of shape ``(B,)`` (not ``(B, 1)``); ``sigmoid(logit)`` = P(fake).
+The model follows the detector protocol (:mod:`forensight.models.protocol`): ``forward`` takes
+``x (B, T, 1, H, W)`` + ``lengths`` and returns ``DetectorOutput(logits (B,), weights (B, T))``;
+:meth:`LipForensics.forward_official` takes the official layout ``(B, 1, T, H, W)``. Pooling uses
+the package's one mean and attention pooling (:mod:`forensight.models.pooling`). The eval-only
+BatchNorm-folded copy lives in :mod:`forensight.models.fused`.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from forensight.config import LIPFORENSICS_MEAN, LIPFORENSICS_STD, InputSpec
 from forensight.models.outputs import DetectorOutput
+from forensight.models.pooling import AttentionPooling, MeanPooling
+from forensight.models.temporal import lengths_to_mask
 
 __all__ = [
     "FREEZE_MODES",
@@ -44,17 +49,13 @@ __all__ = [
     "BasicBlock",
     "ConvBNPReLU1d",
     "LipForensics",
-    "LipForensicsInference",
     "MultibranchTemporalBlock",
     "MultibranchTemporalConvNet",
     "MultiscaleMultibranchTCN",
     "ResNetTrunk",
-    "TemporalAttentionPooling",
-    "lengths_to_mask",
+    "default_input_spec",
     "lipforensics",
     "make_frontend3d",
-    "masked_mean_pool",
-    "optimize_for_inference",
 ]
 
 HEADS = ("mean", "attention")
@@ -285,89 +286,38 @@ class MultiscaleMultibranchTCN(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
-# Pooling over time
-# ---------------------------------------------------------------------------------------------
-def lengths_to_mask(lengths: Tensor | Sequence[int] | None, batch: int, steps: int,
-                    device: torch.device | str | None = None) -> Tensor:
-    """Boolean validity mask ``(B, T)``: ``mask[b, t] = t < lengths[b]``.
-
-    ``lengths=None`` means every clip is complete. Each length must be in ``[1, T]``.
-    """
-    if lengths is None:
-        return torch.ones(batch, steps, dtype=torch.bool, device=device)
-    lens = torch.as_tensor(lengths, device=device).reshape(-1)
-    if lens.numel() != batch:
-        raise ValueError(f"lengths has {lens.numel()} entries for a batch of {batch}")
-    if lens.is_floating_point() or lens.dtype == torch.bool:
-        raise TypeError(f"lengths must be integers, got {lens.dtype}")
-    if bool((lens < 1).any()) or bool((lens > steps).any()):
-        raise ValueError(f"lengths must be in [1, {steps}] (frames per clip), got {lens.tolist()}")
-    return torch.arange(steps, device=lens.device).unsqueeze(0) < lens.unsqueeze(1)
-
-
-def masked_mean_pool(features: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """Official consensus: mean over the valid steps.
-
-    ``features`` (B, C, T), ``mask`` (B, T) bool -> pooled (B, C), weights (B, T) (``1/len`` on
-    valid steps, exactly 0 on padding).
-    """
-    m = mask.to(features.dtype)
-    weights = m / m.sum(1, keepdim=True)
-    pooled = torch.bmm(features, weights.unsqueeze(2)).squeeze(2)
-    return pooled, weights
-
-
-class TemporalAttentionPooling(nn.Module):
-    """Learned attention pooling over time.
-
-    Score ``s_t = w2 . tanh(W1 f_t + b1) + b2`` (``proj``: C->128, ``score``: 128->1), softmax over
-    valid steps (padded steps get exactly zero weight), weighted sum of the features.
-    ``features`` (B, C, T), ``mask`` (B, T) -> pooled (B, C), weights (B, T).
-    """
-
-    def __init__(self, channels: int = 768, hidden: int = ATTENTION_DIM) -> None:
-        super().__init__()
-        self.proj = nn.Linear(channels, hidden)
-        self.score = nn.Linear(hidden, 1)
-
-    def forward(self, features: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """``features`` (B, C, T), ``mask`` (B, T) bool -> pooled (B, C), weights (B, T)."""
-        scores = self.score(torch.tanh(self.proj(features.transpose(1, 2)))).squeeze(2)  # (B, T)
-        scores = scores.masked_fill(~mask, float("-inf"))
-        weights = torch.softmax(scores, dim=1)  # exp(-inf) = 0 exactly on padded steps
-        pooled = torch.bmm(features, weights.unsqueeze(2)).squeeze(2)
-        return pooled, weights
-
-
-# ---------------------------------------------------------------------------------------------
 # The detector
 # ---------------------------------------------------------------------------------------------
 class LipForensics(nn.Module):
     """ResNet-18 (3D stem) + MS-TCN forgery detector with a mean or an attention head.
 
     Args:
-        head: ``"mean"`` (official time average over valid steps, the control) or
+        pooling: ``"mean"`` (official time average over valid steps, the control) or
             ``"attention"`` (learned softmax pooling; extra keys ``attention.*``).
         num_classes: 1 for forgery detection (the official checkpoint).
         dropout: TCN dropout (0.2 officially).
+        input_spec: what the model reads (default: 25-frame clips of 88x88 grayscale mouths).
 
-    Input ``x``: ``(B, 1, T, 88, 88)`` float, normalised grayscale mouth crops.
+    Input ``x``: ``(B, T, 1, 88, 88)`` float, normalised grayscale mouth crops.
     ``lengths``: valid frames per clip (``(B,)`` ints in ``[1, T]`` or ``None`` = all ``T``).
     """
 
-    def __init__(self, head: Head = "mean", num_classes: int = 1, dropout: float = TCN_DROPOUT) -> None:
+    def __init__(self, pooling: Head = "mean", num_classes: int = 1, dropout: float = TCN_DROPOUT,
+                 input_spec: InputSpec | None = None) -> None:
         super().__init__()
-        if head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
-        self.head = head
+        if pooling not in HEADS:
+            raise ValueError(f"pooling must be one of {HEADS}, got {pooling!r}")
+        self.pooling_kind = pooling
         self.num_classes = num_classes
+        self.input_spec = input_spec or default_input_spec()
         # Registration order = official state_dict order: trunk, frontend3D, tcn (then attention).
         self.trunk = ResNetTrunk()
         self.frontend3D = make_frontend3d()
         self.tcn = MultiscaleMultibranchTCN(num_classes=num_classes, dropout=dropout)
-        self.attention: TemporalAttentionPooling | None = (
-            TemporalAttentionPooling(self.tcn.out_channels) if head == "attention" else None
+        self.attention: AttentionPooling | None = (
+            AttentionPooling(self.tcn.out_channels, ATTENTION_DIM) if pooling == "attention" else None
         )
+        self.mean_pool = MeanPooling()  # no parameters: no state_dict keys
         self._frozen: tuple[str, ...] = ()
 
     # -- stages ----------------------------------------------------------------------------------
@@ -387,11 +337,7 @@ class LipForensics(nn.Module):
 
     def pool(self, features: Tensor, lengths: Tensor | Sequence[int] | None = None) -> tuple[Tensor, Tensor]:
         """Pool ``(B, C, T)`` features over valid steps -> pooled ``(B, C)``, weights ``(B, T)``."""
-        b, _, t = features.shape
-        mask = lengths_to_mask(lengths, b, t, features.device)
-        if self.attention is None:
-            return masked_mean_pool(features, mask)
-        return self.attention(features, mask)
+        return pool_tcn_features(self.attention or self.mean_pool, features, lengths)
 
     def classify(self, pooled: Tensor) -> Tensor:
         """``(B, 768) -> (B,)`` logits for ``num_classes == 1`` (``(B, K)`` otherwise)."""
@@ -399,8 +345,9 @@ class LipForensics(nn.Module):
         return logits.squeeze(1) if self.num_classes == 1 else logits
 
     # -- public ----------------------------------------------------------------------------------
-    def forward_with_weights(self, x: Tensor, lengths: Tensor | Sequence[int] | None = None) -> DetectorOutput:
-        """Logits ``(B,)`` and the per-frame pooling weights ``(B, T)`` (uniform for ``"mean"``).
+    def forward_official(self, x: Tensor, lengths: Tensor | Sequence[int] | None = None) -> DetectorOutput:
+        """The official layout: ``x (B, 1, T, H, W)`` → logits ``(B,)`` and pooling weights ``(B, T)``
+        (uniform for ``"mean"``).
 
         ``lengths`` masks the pooling only, as in the official model: the convolutions still see
         the padded frames, so valid steps within the TCN's receptive field of the padding
@@ -409,9 +356,9 @@ class LipForensics(nn.Module):
         pooled, weights = self.pool(self.temporal_features(x), lengths)
         return DetectorOutput(logits=self.classify(pooled), weights=weights)
 
-    def forward(self, x: Tensor, lengths: Tensor | Sequence[int] | None = None) -> Tensor:
-        """``x`` (B, 1, T, 88, 88) -> logits ``(B,)`` (raw; positive = fake)."""
-        return self.forward_with_weights(x, lengths).logits
+    def forward(self, x: Tensor, lengths: Tensor | Sequence[int] | None = None) -> DetectorOutput:
+        """The detector protocol: ``x (B, T, 1, H, W)`` → :class:`DetectorOutput`."""
+        return self.forward_official(to_official_layout(x), lengths)
 
     # -- fine-tuning recipe ----------------------------------------------------------------------
     def set_freeze(self, freeze: Freeze) -> LipForensics:
@@ -449,27 +396,29 @@ class LipForensics(nn.Module):
 
 def lipforensics(
     weights: str | Path | None = None,
-    head: Head = "mean",
+    pooling: Head = "mean",
     freeze: Freeze = "frontend_trunk",
     *,
     num_classes: int = 1,
     dropout: float = TCN_DROPOUT,
     map_location: str | torch.device = "cpu",
+    input_spec: InputSpec | None = None,
 ) -> LipForensics:
     """Build a LipForensics detector (torchvision-style builder).
 
     Args:
         weights: optional path to the official checkpoint (``lipforensics_ff.pth``, a dict with a
             ``"model"`` state_dict) or to a raw state_dict. Loaded strictly; for
-            ``head="attention"`` only the ``attention.*`` keys may be missing (they keep their
+            ``pooling="attention"`` only the ``attention.*`` keys may be missing (they keep their
             random initialisation). ``None`` = random initialisation.
-        head: ``"mean"`` (official) or ``"attention"``.
+        pooling: ``"mean"`` (official) or ``"attention"``.
         freeze: ``"frontend_trunk"`` (paper's fine-tuning recipe) or ``"none"``.
         num_classes: output size of the classifier (1 for forgery detection).
         dropout: TCN dropout.
         map_location: where tensors are loaded.
+        input_spec: what the model reads (default :func:`default_input_spec`).
     """
-    model = LipForensics(head=head, num_classes=num_classes, dropout=dropout)
+    model = LipForensics(pooling=pooling, num_classes=num_classes, dropout=dropout, input_spec=input_spec)
     if weights is not None:
         from forensight.models.checkpoint import load_official_lipforensics
 
@@ -477,184 +426,23 @@ def lipforensics(
     return model.set_freeze(freeze)
 
 
-# ---------------------------------------------------------------------------------------------
-# Inference path
-# ---------------------------------------------------------------------------------------------
-def _fused_conv_bn(weight: Tensor, bias: Tensor | None, bn: nn.modules.batchnorm._BatchNorm) -> tuple[Tensor, Tensor]:
-    """Weight and bias of ``bn(conv(x))`` as a single conv (``bn`` in eval mode)."""
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    w = weight * scale.reshape((-1,) + (1,) * (weight.dim() - 1))
-    b = bias if bias is not None else torch.zeros_like(bn.running_mean)
-    return w.detach().clone(), ((b - bn.running_mean) * scale + bn.bias).detach().clone()
+def default_input_spec(clip_len: int = 25, size: int = 88) -> InputSpec:
+    """The official input: ``clip_len``-frame clips of the ``size``-px centre of the aligned
+    96-px grayscale mouth, normalised with mean 0.421 / std 0.165."""
+    return InputSpec(region="lips", size=size, channels=1, mean=LIPFORENSICS_MEAN, std=LIPFORENSICS_STD,
+                     clip_len=clip_len, crop=size)
 
 
-def _fused_conv2d(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                      bias=True)
-    w, b = _fused_conv_bn(conv.weight, conv.bias, bn)
-    fused.weight = nn.Parameter(w, requires_grad=False)
-    fused.bias = nn.Parameter(b, requires_grad=False)
-    return fused
+def to_official_layout(x: Tensor) -> Tensor:
+    """Protocol input ``(B, T, 1, H, W)`` → the official ``(B, 1, T, H, W)``."""
+    if x.dim() != 5 or x.shape[2] != 1:
+        raise ValueError(f"expected input of shape (B, T, 1, H, W), got {tuple(x.shape)}")
+    return x.transpose(1, 2)
 
 
-class _FusedBasicBlock(nn.Module):
-    """:class:`BasicBlock` with BatchNorm folded into its convs (eval only)."""
-
-    def __init__(self, block: BasicBlock) -> None:
-        super().__init__()
-        self.conv1 = _fused_conv2d(block.conv1, block.bn1)
-        self.relu1 = copy.deepcopy(block.relu1)
-        self.conv2 = _fused_conv2d(block.conv2, block.bn2)
-        self.relu2 = copy.deepcopy(block.relu2)
-        self.downsample = (None if block.downsample is None
-                           else _fused_conv2d(block.downsample[0], block.downsample[1]))
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``x``: (N, C_in, H, W) -> (N, C_out, H', W')."""
-        out = self.conv2(self.relu1(self.conv1(x)))
-        residual = x if self.downsample is None else self.downsample(x)
-        return self.relu2(out + residual)
-
-
-class _FusedFrontend(nn.Module):
-    """The 3D stem as a 2D conv over 5-frame stacks: ``(B, 1, T, H, W) -> (B*T, 64, H/4, W/4)``.
-
-    A Conv3d with one input channel and temporal kernel 5 (padding 2) equals a Conv2d whose 5
-    input channels are frames ``t-2 .. t+2`` (zeros beyond the ends); oneDNN runs the 2D form
-    (channels-last) about twice as fast. BatchNorm is folded into the conv. When every PReLU
-    slope is >= 0 the PReLU is monotone, so it commutes with the max-pool and is applied to the
-    4x smaller pooled map.
-    """
-
-    def __init__(self, frontend: nn.Sequential) -> None:
-        super().__init__()
-        conv, bn, prelu = frontend[0], frontend[1], frontend[2]
-        w, b = _fused_conv_bn(conv.weight, conv.bias, bn)  # (64, 1, kT, kH, kW)
-        self.k_t = conv.kernel_size[0]
-        self.pad_t = conv.padding[0]
-        self.conv = nn.Conv2d(self.k_t, conv.out_channels, conv.kernel_size[1:], conv.stride[1:],
-                              conv.padding[1:], bias=True)
-        self.conv.weight = nn.Parameter(w.squeeze(1), requires_grad=False)
-        self.conv.bias = nn.Parameter(b, requires_grad=False)
-        self.prelu = copy.deepcopy(prelu)
-        self.pool = nn.MaxPool2d(3, 2, 1)
-        self.prelu_after_pool = bool((prelu.weight >= 0).all())
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``x``: (B, 1, T, H, W) -> (B*T, 64, H/4, W/4), channels-last."""
-        b, _, t, h, w = x.shape
-        xp = F.pad(x[:, 0], (0, 0, 0, 0, self.pad_t, self.pad_t))  # (B, T + 2p, H, W)
-        stacks = xp.unfold(1, self.k_t, 1).permute(0, 1, 4, 2, 3).reshape(b * t, self.k_t, h, w)
-        y = self.conv(stacks.contiguous(memory_format=torch.channels_last))
-        if self.prelu_after_pool:
-            return self.prelu(self.pool(y))
-        return self.pool(self.prelu(y))
-
-
-class _FusedTCNBranch(nn.Module):
-    def __init__(self, m: ConvBNPReLU1d) -> None:
-        super().__init__()
-        c = m.conv
-        self.conv = nn.Conv1d(c.in_channels, c.out_channels, c.kernel_size, dilation=c.dilation,
-                              padding=c.padding, bias=True)
-        w, b = _fused_conv_bn(c.weight, c.bias, m.batchnorm)
-        self.conv.weight = nn.Parameter(w, requires_grad=False)
-        self.conv.bias = nn.Parameter(b, requires_grad=False)
-        self.non_lin = copy.deepcopy(m.non_lin)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.non_lin(self.conv(x))
-
-
-class _FusedTemporalBlock(nn.Module):
-    def __init__(self, block: MultibranchTemporalBlock) -> None:
-        super().__init__()
-        n = block.num_kernels
-        self.stage0 = nn.ModuleList(_FusedTCNBranch(getattr(block, f"cbcr0_{i}")) for i in range(n))
-        self.stage1 = nn.ModuleList(_FusedTCNBranch(getattr(block, f"cbcr1_{i}")) for i in range(n))
-        self.downsample = copy.deepcopy(block.downsample)
-        self.relu_final = copy.deepcopy(block.relu_final)
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = torch.cat([br(x) for br in self.stage0], 1)
-        out = torch.cat([br(out) for br in self.stage1], 1)
-        residual = x if self.downsample is None else self.downsample(x)
-        return self.relu_final(out + residual)
-
-
-_CARRIED_ATTRS = ("model_config", "input_size", "region", "in_channels", "num_frames")
-
-
-class LipForensicsInference(nn.Module):
-    """Eval-only, BatchNorm-folded, channels-last version of a :class:`LipForensics` model.
-
-    Same inputs and outputs as :class:`LipForensics` (``forward`` -> logits ``(B,)``,
-    ``forward_with_weights`` -> :class:`DetectorOutput`) and the same function within float
-    rounding (~1e-5). Built by :func:`optimize_for_inference`; it has no trainable state and its
-    parameters do not follow the checkpoint format.
-    """
-
-    def __init__(self, model: LipForensics) -> None:
-        super().__init__()
-        model = model.eval()
-        self.num_classes = model.num_classes
-        self.head = model.head
-        with torch.no_grad():
-            self.frontend = _FusedFrontend(model.frontend3D)
-            blocks = [blk for name in ("layer1", "layer2", "layer3", "layer4")
-                      for blk in getattr(model.trunk, name)]
-            self.trunk = nn.Sequential(*(_FusedBasicBlock(b) for b in blocks))
-            self.tcn = nn.Sequential(*(_FusedTemporalBlock(b) for b in model.tcn.mb_ms_tcn.network))
-            self.attention = copy.deepcopy(model.attention)
-            self.classifier = copy.deepcopy(model.tcn.tcn_output)
-        self.trunk.to(memory_format=torch.channels_last)
-        for attr in _CARRIED_ATTRS:  # registry metadata (model_config, input_size, ...)
-            if hasattr(model, attr):
-                setattr(self, attr, getattr(model, attr))
-        for p in self.parameters():
-            p.requires_grad_(False)
-        self.eval()
-
-    def temporal_features(self, x: Tensor) -> Tensor:
-        """``(B, 1, T, H, W) -> (B, 768, T)``."""
-        if x.dim() != 5 or x.shape[1] != 1:
-            raise ValueError(f"expected input of shape (B, 1, T, H, W), got {tuple(x.shape)}")
-        b, t = x.shape[0], x.shape[2]
-        feats = self.trunk(self.frontend(x))  # (B*T, 512, h, w)
-        feats = feats.mean((2, 3)).reshape(b, t, -1).transpose(1, 2)  # (B, 512, T)
-        return self.tcn(feats.contiguous())
-
-    def forward_with_weights(self, x: Tensor, lengths: Tensor | Sequence[int] | None = None) -> DetectorOutput:
-        """Logits ``(B,)`` and pooling weights ``(B, T)``."""
-        feats = self.temporal_features(x)
-        b, _, t = feats.shape
-        mask = lengths_to_mask(lengths, b, t, feats.device)
-        pooled, weights = (masked_mean_pool(feats, mask) if self.attention is None
-                           else self.attention(feats, mask))
-        logits = self.classifier(pooled)
-        return DetectorOutput(logits=logits.squeeze(1) if self.num_classes == 1 else logits, weights=weights)
-
-    def forward(self, x: Tensor, lengths: Tensor | Sequence[int] | None = None) -> Tensor:
-        """``x`` (B, 1, T, 88, 88) -> logits ``(B,)``."""
-        return self.forward_with_weights(x, lengths).logits
-
-    def train(self, mode: bool = True) -> LipForensicsInference:
-        """Inference-only: ``train(True)`` is refused."""
-        if mode:
-            raise RuntimeError("LipForensicsInference is eval-only; train the LipForensics model instead")
-        return super().train(False)
-
-
-def optimize_for_inference(model: LipForensics) -> LipForensicsInference:
-    """A fast eval-only copy of ``model`` for scoring (detect / evaluate).
-
-    BatchNorm is folded into the convolutions, the 3D stem runs as a channels-last 2D conv over
-    5-frame stacks, and the trunk runs channels-last. Use it under ``torch.inference_mode()``.
-    Outputs equal ``model.eval()``'s within ~1e-5. The original model is not modified; the copy is
-    on the same device as ``model``.
-    """
-    was_training = model.training
-    try:
-        return LipForensicsInference(model)
-    finally:
-        model.train(was_training)
+def pool_tcn_features(pool: nn.Module, features: Tensor,
+                      lengths: Tensor | Sequence[int] | None) -> tuple[Tensor, Tensor]:
+    """MS-TCN features ``(B, C, T)`` → pooled ``(B, C)``, weights ``(B, T)`` with the package's
+    mean or attention pooling over the valid steps."""
+    b, _, t = features.shape
+    return pool(features.transpose(1, 2), lengths_to_mask(lengths, b, t, features.device))

@@ -5,6 +5,10 @@ Both heads return weights that sum to 1 over the valid steps and are exactly 0 o
 * :class:`MeanPooling` (the Control): uniform ``1 / length``;
 * :class:`AttentionPooling`: ``Linear(D, attn_dim) -> tanh -> Linear(attn_dim, 1)`` scores one
   value per step, softmax over the valid steps, weighted sum.
+
+These are the only poolings of the package: the region detector and LipForensics both use them
+(the attention parameters are named ``proj`` / ``score`` as in the LipForensics attention head;
+region-model files written before that rename load through a state_dict key adapter).
 """
 
 from __future__ import annotations
@@ -35,11 +39,14 @@ class MeanPooling(nn.Module):
 
 
 class AttentionPooling(nn.Module):
-    """Learned temporal attention: a tanh MLP scores each step, softmax over valid steps, weighted sum."""
+    """Learned temporal attention: ``s_t = score(tanh(proj(h_t))))``, softmax over valid steps,
+    weighted sum. Parameters: ``proj`` (D -> attn_dim) and ``score`` (attn_dim -> 1)."""
 
     def __init__(self, dim: int, attn_dim: int = 128) -> None:
         super().__init__()
-        self.score = nn.Sequential(nn.Linear(dim, attn_dim), nn.Tanh(), nn.Linear(attn_dim, 1))
+        self.proj = nn.Linear(dim, attn_dim)
+        self.score = nn.Linear(attn_dim, 1)
+        self._register_load_state_dict_pre_hook(_legacy_attention_keys)
 
     def forward(self, h: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``h (B, T, D)``, ``mask (B, T)`` bool -> ``(pooled (B, D), weights (B, T))``.
@@ -47,11 +54,21 @@ class AttentionPooling(nn.Module):
         The softmax runs in float32; padded steps get exactly 0 weight.
         """
         m = _mask_or_all(h, mask)
-        scores = self.score(h).squeeze(-1).float()  # (B, T)
+        scores = self.score(torch.tanh(self.proj(h))).squeeze(-1).float()  # (B, T)
         scores = scores.masked_fill(~m, float("-inf"))
         weights = torch.softmax(scores, dim=1).masked_fill(~m, 0.0)
         pooled = torch.einsum("bt,btd->bd", weights.to(h.dtype), h)
         return pooled, weights
+
+
+def _legacy_attention_keys(state_dict: dict, prefix: str, *args: object) -> None:
+    """State_dict key adapter: forensight-model-v1 region files named the attention MLP
+    ``score.0`` / ``score.2`` (an ``nn.Sequential``); today it is ``proj`` / ``score``."""
+    for old, new in (("score.0.", "proj."), ("score.2.", "score.")):
+        for suffix in ("weight", "bias"):
+            key = prefix + old + suffix
+            if key in state_dict:
+                state_dict[prefix + new + suffix] = state_dict.pop(key)
 
 
 def build_pooling(name: str, dim: int, attn_dim: int = 128) -> nn.Module:

@@ -6,6 +6,8 @@ outputs at padded steps are zero and padded inputs never influence valid outputs
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -14,16 +16,22 @@ __all__ = ["BiLSTM", "IdentityTemporal", "build_temporal", "lengths_to_mask"]
 
 
 def lengths_to_mask(
-    lengths: Tensor | None, batch: int, steps: int, device: torch.device | None = None
+    lengths: Tensor | Sequence[int] | None, batch: int, steps: int, device: torch.device | None = None
 ) -> Tensor:
     """``(B, T)`` bool mask, True on valid steps; all True when ``lengths`` is None.
 
+    The one mask of the package (region detectors, LipForensics, pooling).
+
     Raises:
         ValueError: a length outside ``[1, T]`` or the wrong number of lengths.
+        TypeError: non-integer lengths.
     """
     if lengths is None:
         return torch.ones(batch, steps, dtype=torch.bool, device=device)
-    lengths = torch.as_tensor(lengths).to(device=device, dtype=torch.long).reshape(-1)
+    lengths = torch.as_tensor(lengths)
+    if lengths.is_floating_point() or lengths.dtype == torch.bool:
+        raise TypeError(f"lengths must be integers, got {lengths.dtype}")
+    lengths = lengths.to(device=device, dtype=torch.long).reshape(-1)
     if lengths.numel() != batch:
         raise ValueError(f"expected {batch} lengths, got {lengths.numel()}")
     if bool((lengths < 1).any()) or bool((lengths > steps).any()):

@@ -1,0 +1,207 @@
+"""The one scoring path: planned uint8 clips → model outputs → video scores.
+
+The validation threshold (``train.export_run``), ``evaluate``, the study and ``detect`` all score
+through this module, so a score in a report is the score that was measured:
+
+* **clips**: planned once by :func:`forensight.planning.plan_clips` (the observed-face span,
+  one clip per video or ``clip_len``-frame clips) and cut by :func:`forensight.datasets.clips.clip_item`;
+* **batches**: collated by :func:`forensight.datasets.clips.collate_clips`, prepared on the device
+  by :func:`forensight.datasets.clips.prepare_batch`;
+* **one precision policy**: :func:`autocast_dtype` (bfloat16 autocast on any CUDA device, e.g.
+  ``cuda:1``; float32 elsewhere) applied by :func:`forward_batch`, the only function that runs a
+  model for scoring;
+* **the model**: a loaded model file's ``scoring_model()`` (the architecture's fast eval copy,
+  e.g. LipForensics with BatchNorm folded), the same object for threshold, evaluate and detect;
+* **video scores**: the mean of clip logits through :func:`forensight.metrics.video_level` (a
+  video whose clips disagree on the label is an error); per-frame attention through
+  :func:`clip_attention_shares` (each clip's weights divided by the number of clips, so a video's
+  weights sum to 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from forensight.cache import Cache
+from forensight.config import InputSpec
+from forensight.datasets.clips import ClipDataset, collate_clips, prepare_batch
+from forensight.models.protocol import FrameFeatureDetector
+
+if TYPE_CHECKING:
+    from forensight.modelfile import LoadedModel
+
+__all__ = [
+    "BatchOutput",
+    "ClipPredictions",
+    "autocast_dtype",
+    "clip_attention_shares",
+    "forward_batch",
+    "make_dataset",
+    "predict",
+    "resolve_device",
+    "score_split",
+    "video_attention",
+]
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None``/"auto" → CUDA if available, else CPU; anything else as given."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The precision policy of scoring: bfloat16 autocast on CUDA devices, float32 (None) elsewhere."""
+    return torch.bfloat16 if device.type == "cuda" else None
+
+
+@dataclass
+class BatchOutput:
+    """Outputs for one batch: ``logits`` float64 ``(B,)``, per-clip valid-frame ``weights``, and
+    ``window_logits`` (one list per clip, for the windows asked for; empty otherwise)."""
+
+    logits: np.ndarray
+    weights: list[np.ndarray]
+    window_logits: list[list[float]] = field(default_factory=list)
+
+
+@torch.inference_mode()
+def forward_batch(model: nn.Module, batch: dict[str, Any], device: torch.device,
+                  windows: Sequence[tuple[int, int]] = ()) -> BatchOutput:
+    """Score one collated batch (``collate_clips``) with ``model`` in eval mode on ``device``.
+
+    ``windows``: ``[a, b)`` position ranges scored as extra inputs cut from EVERY clip of the
+    batch (sliding windows of ``detect``). Frame-feature models encode the frames once and
+    classify each window from those features; other models score each window as a clip.
+    """
+    spec: InputSpec = model.input_spec
+    frames = batch["frames"].to(device, non_blocking=True)
+    lengths = batch["lengths"].to(device)
+    x = prepare_batch(frames, spec, channels_last=device.type == "cuda")
+    dtype = autocast_dtype(device)
+    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        win: list[list[float]] = []
+        if windows and isinstance(model, FrameFeatureDetector):
+            feats, mask = model.features(x, lengths)
+            out = model.classify_features(feats, mask)
+            wf = torch.cat([feats[:, a:b] for a, b in windows])
+            wl = model.classify_features(wf, torch.ones(wf.shape[:2], dtype=torch.bool, device=device)).logits
+            wl = wl.float().reshape(len(windows), -1).T.cpu().numpy()
+            win = [[float(v) for v in row] for row in wl]
+        else:
+            out = model(x, lengths)
+            if windows:
+                xw = torch.cat([x[:, a:b] for a, b in windows])
+                wl = model(xw, None).logits.float().reshape(len(windows), -1).T.cpu().numpy()
+                win = [[float(v) for v in row] for row in wl]
+    logits = out.logits.detach().float().cpu().numpy().astype(np.float64).reshape(-1)
+    weights = out.weights.detach().float().cpu().numpy().astype(np.float64)
+    n = batch["lengths"].cpu().numpy()
+    return BatchOutput(logits=logits, weights=[weights[i, :int(n[i])].copy() for i in range(len(n))],
+                       window_logits=win)
+
+
+@dataclass
+class ClipPredictions:
+    """Clip-level outputs of a model over a set of clips (in the order scored).
+
+    ``weights[i]`` holds the valid-frame pooling weights of clip i and ``frame_indices[i]`` the
+    source frame numbers they belong to.
+    """
+
+    video_ids: list[str] = field(default_factory=list)
+    labels: list[float] = field(default_factory=list)
+    logits: list[float] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
+    weights: list[np.ndarray] = field(default_factory=list)
+    frame_indices: list[np.ndarray] = field(default_factory=list)
+
+    def extend(self, batch: dict[str, Any], out: BatchOutput) -> None:
+        """Append one batch's clips."""
+        idx = batch["frame_indices"].cpu().numpy()
+        for b, vid in enumerate(batch["video_id"]):
+            n = out.weights[b].shape[0]
+            self.video_ids.append(vid)
+            self.labels.append(float(batch["label"][b]))
+            self.logits.append(float(out.logits[b]))
+            self.starts.append(int(batch["start"][b]))
+            self.weights.append(out.weights[b])
+            self.frame_indices.append(idx[b, :n].copy())
+
+    def merge(self, other: ClipPredictions) -> None:
+        """Append another set (e.g. another DDP rank's)."""
+        for name in ("video_ids", "labels", "logits", "starts", "weights", "frame_indices"):
+            getattr(self, name).extend(getattr(other, name))
+
+    def video_scores(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Video level ``(ids, labels (V,), mean clip logit (V,))`` via :func:`metrics.video_level`."""
+        from forensight.metrics import video_level
+
+        ids, y, s = video_level(self.video_ids, self.logits, [int(v) for v in self.labels])
+        return [str(v) for v in ids], y, s
+
+
+def predict(model: nn.Module, batches: Iterable[dict[str, Any]], device: torch.device | str | None = None,
+            progress: bool = False) -> ClipPredictions:
+    """Run ``model`` (eval mode) over collated ``batches``; returns clip predictions."""
+    from tqdm.auto import tqdm
+
+    dev = resolve_device(device)
+    model.eval().to(dev)
+    preds = ClipPredictions()
+    for batch in tqdm(batches, desc="score", unit="batch", disable=not progress, leave=False):
+        preds.extend(batch, forward_batch(model, batch, dev))
+    return preds
+
+
+def make_dataset(cache: Cache, split: str, spec: InputSpec, max_clips: int = 0, max_frames: int = 0) -> ClipDataset:
+    """The planned clips of one split for a model with input ``spec``; clear errors when empty."""
+    ids = cache.video_ids(split=split)
+    if not ids:
+        raise ValueError(f"the cache {cache.root} has no processed videos in split {split!r}")
+    spec.check_preprocess(cache.config)
+    ds = ClipDataset(cache, ids, spec, max_clips=max_clips, max_frames=max_frames)
+    if len(ds) == 0:
+        reasons = sorted({r.split(":")[0] for r in ds.unscored.values()})
+        raise ValueError(f"split {split!r}: none of its {len(ids)} videos gives a clip ({', '.join(reasons)}"
+                         + (f"; a clip is {spec.clip_len} frames" if spec.clip_len else "") + ")")
+    return ds
+
+
+def score_split(loaded: LoadedModel, cache: Cache, split: str, *, batch_size: int = 8, max_frames: int = 0,
+                max_clips: int = 0, device: torch.device | str | None = None,
+                progress: bool = False) -> tuple[ClipPredictions, ClipDataset]:
+    """Score every planned clip of ``split`` with a loaded model file (threshold and evaluate)."""
+    ds = make_dataset(cache, split, loaded.input_spec, max_clips=max_clips, max_frames=max_frames)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0,
+                                         collate_fn=collate_clips)
+    return predict(loaded.scoring_model(), loader, device=device, progress=progress), ds
+
+
+def clip_attention_shares(weights: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Each clip's pooling weights divided by the number of clips: a video's frames then carry
+    weights that sum to 1 (the share of the video score each frame had)."""
+    n = max(len(weights), 1)
+    return [np.asarray(w, np.float64) / n for w in weights]
+
+
+def video_attention(preds: ClipPredictions) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per video: (frame numbers, attention share per frame), sorted by frame number."""
+    by_vid: dict[str, list[int]] = {}
+    for i, vid in enumerate(preds.video_ids):
+        by_vid.setdefault(vid, []).append(i)
+    out = {}
+    for vid, rows in by_vid.items():
+        shares = clip_attention_shares([preds.weights[i] for i in rows])
+        idx = np.concatenate([preds.frame_indices[i] for i in rows])
+        w = np.concatenate(shares)
+        order = np.argsort(idx, kind="stable")
+        out[vid] = (idx[order], w[order])
+    return out
