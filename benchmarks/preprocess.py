@@ -99,7 +99,7 @@ def main() -> None:
             pv.timings["write"] = time.perf_counter() - tw
             full.append(time.perf_counter() - t0)
             for k, v in pv.timings.items():
-                stages[k] += v
+                stages[k] = stages.get(k, 0.0) + v
         results[overlap] = (float(np.median(full)), stages)
     f_floor = float(np.median(floor))
     f_full, stages = results[True]

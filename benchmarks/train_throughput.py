@@ -28,13 +28,16 @@ from forensight.models.registry import build_model, get_model_config
 from forensight.records import VideoRecord
 
 
-def make_cache(root: Path, n: int, frames: int, size: int) -> Cache:
-    """A cache of ``n`` videos with random uint8 'full' crops (content does not matter for speed)."""
+def make_cache(root: Path, n: int, frames: int, size: int, splits: bool = False) -> Cache:
+    """A cache of ``n`` videos with random uint8 'full' crops (content does not matter for speed);
+    ``splits`` spreads them over train / val / test (60/20/20), else all are train."""
     cfg = PreprocessConfig(num_frames=frames, size=size, regions=("full",))
     cache = Cache.create(root, cfg)
     rng = np.random.default_rng(0)
     for i in range(n):
-        rec = VideoRecord(path=Path(f"/bench/{i}.mp4"), label=i % 2, split="train", dataset="bench",
+        split = "train" if not splits or i % 5 < 3 else ("val" if i % 5 == 3 else "test")
+        rec = VideoRecord(path=Path(f"/bench/{i}.mp4"), label=(i // 5) % 2 if splits else i % 2, split=split,
+                          dataset="bench",
                           method="original", compression="c23", name=f"{i:03d}")
         arrays = {"indices": np.arange(frames), "timestamps": np.arange(frames) / 30.0,
                   "boxes": np.zeros((frames, 4), np.float32), "landmarks": np.zeros((frames, 68, 2), np.float32),

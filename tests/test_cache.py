@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +111,80 @@ def test_config_hash_is_stable_and_sensitive() -> None:
         PreprocessConfig.from_dict({"sizee": 3})
     with pytest.raises(ValueError, match="regions"):
         PreprocessConfig(regions=("nose",))
+
+
+# ---- integrity: entry names, stored ids, owned temporary directories, old formats -------------------
+
+def test_ids_that_differ_only_in_unsafe_characters_get_their_own_entries(tmp_path: Path) -> None:
+    from forensight.records import safe_name
+
+    cache = Cache.create(tmp_path, PreprocessConfig(regions=("full",), size=8))
+    names = ["clip 1", "clip-1", "视频1", "影片1"]
+    for i, name in enumerate(names):
+        crops = {"full": np.full((4, 8, 8, 3), i, np.uint8)}
+        cache.write_entry(_record(name, label=i % 2), _arrays(), crops, {})
+    ids = [f"synthetic/original/c23/{n}" for n in names]
+    assert len({safe_name(v) for v in ids}) == 4
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+-[0-9a-f]{10}", safe_name(v)) for v in ids)
+    assert safe_name("synthetic/original/c23/000").startswith("synthetic__original__c23__000-")
+    assert sorted(cache.video_ids()) == sorted(ids)
+    for i, vid in enumerate(ids):
+        e = cache.load(vid)
+        assert e.record.video_id == vid and e.record.label == i % 2
+        assert int(e.regions["full"][0, 0, 0, 0]) == i
+
+
+def test_load_refuses_an_entry_holding_another_id(tmp_path: Path) -> None:
+    from forensight.cache import CacheEntryMismatch
+
+    cache = Cache.create(tmp_path, PreprocessConfig(regions=("full",), size=8))
+    cache.write_entry(_record("a"), _arrays(), {"full": np.zeros((4, 8, 8, 3), np.uint8)}, {})
+    a, b = "synthetic/original/c23/a", "synthetic/original/c23/b"
+    cache.entry_dir(a).rename(cache.entry_dir(b))  # b's entry directory now holds a's data
+    with pytest.raises(CacheEntryMismatch, match="holds video 'synthetic/original/c23/a', not the requested"):
+        cache.load(b)
+    with pytest.raises(CacheEntryMismatch):
+        cache.is_done(b)
+
+
+def test_clean_partial_keeps_live_owners_and_removes_dead_ones(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from forensight.cache import temp_dir_prefix
+
+    cache = Cache.create(tmp_path, PreprocessConfig(regions=("full",), size=8))
+    mine = temp_dir_prefix()
+    assert mine.startswith(f".tmp-{os.getpid()}-")
+    dead_proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead_proc.wait()
+    dead = mine.replace(f"-{os.getpid()}-", f"-{dead_proc.pid}-", 1)
+    entries = tmp_path / "entries"
+    live_dir, dead_dir = entries / f"{mine}abc123", entries / f"{dead}def456"
+    foreign_new, foreign_old = entries / ".tmp-1234-other-host-x1", entries / ".tmp-1234-other-host-x2"
+    for d in (live_dir, dead_dir, foreign_new, foreign_old):
+        d.mkdir()
+        (d / "indices.npy").write_bytes(b"half")
+    two_days_ago = time.time() - 2 * 86400
+    for p in (foreign_old / "indices.npy", foreign_old):
+        os.utime(p, (two_days_ago, two_days_ago))
+    assert cache.clean_partial() == 2
+    assert live_dir.exists() and foreign_new.exists()  # someone is (or may be) writing them
+    assert not dead_dir.exists() and not foreign_old.exists()
+    os.utime(live_dir / "indices.npy", (two_days_ago, two_days_ago))
+    os.utime(live_dir, (two_days_ago, two_days_ago))
+    assert cache.clean_partial(max_age_s=86400) == 1 and not live_dir.exists()  # a day without change: stale
+
+
+def test_cache_of_an_older_format_is_refused_with_advice(tmp_path: Path) -> None:
+    from forensight.cache import FORMAT_VERSION, CacheFormatError
+
+    cfg = PreprocessConfig(regions=("full",), size=8)
+    Cache.create(tmp_path, cfg)
+    meta = json.loads((tmp_path / "cache.json").read_text())
+    assert meta["format"] == FORMAT_VERSION >= 2
+    (tmp_path / "cache.json").write_text(json.dumps({**meta, "format": 1}))
+    with pytest.raises(CacheFormatError, match=r"older cache format \(1.*preprocess the videos again"):
+        Cache.open(tmp_path)
+    with pytest.raises(CacheFormatError, match="older cache format"):
+        Cache.create(tmp_path, cfg)

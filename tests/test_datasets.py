@@ -127,6 +127,61 @@ def test_ffpp_errors_name_missing_paths(tmp_path: Path) -> None:
         read_ffpp(tmp_path, splits=tmp_path / "splits")
 
 
+def test_ffpp_synthetic_fakes_carry_manipulated_frames(tmp_path: Path) -> None:
+    from forensight.synth import generate, read_metadata
+
+    root = tmp_path / "synth"
+    frames = 16
+    generate(root, num_pairs=3, frames=frames, size=(192, 160), workers=1, progress=False)
+    meta = read_metadata(root)["videos"]
+    recs = read_dataset("ffpp", root)
+    assert len(recs) == 12 and {r.method for r in recs} == {"original", "Face2Face"}
+    for r in recs:
+        if r.label == 0:
+            assert r.manipulated_frames is None
+        else:
+            listed = meta[f"{r.method}/{r.name}"]["manipulated_frames"]
+            assert r.manipulated_frames == tuple(listed)
+            assert r.manipulated_frames and all(0 <= k < frames for k in r.manipulated_frames)
+        d = r.to_dict()
+        assert d["manipulated_frames"] == (None if r.manipulated_frames is None else list(r.manipulated_frames))
+        assert VideoRecord.from_dict(json.loads(json.dumps(d))) == r
+        del d["manipulated_frames"]  # a cache entry written before the field existed
+        assert VideoRecord.from_dict(d).manipulated_frames is None
+    # the same reader on a real FaceForensics++ tree (no dataset.json): unknown
+    assert all(r.manipulated_frames is None for r in read_ffpp(make_ffpp(tmp_path / "ff")))
+
+
+def test_ffpp_manipulated_frames_from_dataset_json(tmp_path: Path) -> None:
+    make_ffpp(tmp_path, methods=("EyeBlink",), reals=("000", "001"), fakes=("000_001", "001_000"))
+    custom = {"train": [["000", "001"]], "val": [], "test": []}
+    (tmp_path / "dataset.json").write_text(json.dumps({"name": "synthetic", "videos": {
+        "EyeBlink/000_001": {"manipulated_frames": [5, 2, 3]},
+        "EyeBlink/001_000": {"manipulated_frames": []}}}))
+    recs = by_id(read_ffpp(tmp_path, splits=custom))
+    assert recs["synthetic/EyeBlink/c23/000_001"].manipulated_frames == (2, 3, 5)  # sorted
+    assert recs["synthetic/EyeBlink/c23/001_000"].manipulated_frames == ()  # listed, none manipulated
+    assert recs["synthetic/original/c23/000"].manipulated_frames is None
+    (tmp_path / "dataset.json").write_text(json.dumps({"videos": {"EyeBlink/000_001": {"manipulated_frames": [-1]}}}))
+    with pytest.raises(ValueError, match=r"dataset.json.*EyeBlink/000_001"):
+        read_ffpp(tmp_path, splits=custom)
+
+
+def test_record_manipulated_frames_validation() -> None:
+    base = {"path": "a.mp4", "label": 1, "split": "test", "dataset": "d", "method": "m", "compression": "c23",
+            "name": "n"}
+    old = VideoRecord(**base)  # every existing constructor call keeps working
+    assert old.manipulated_frames is None and old.to_dict()["manipulated_frames"] is None
+    r = VideoRecord(**base, manipulated_frames=[7, 1, 7, 3])
+    assert r.manipulated_frames == (1, 3, 7)
+    assert r == VideoRecord(**base, manipulated_frames=(1, 3, 7)) and hash(r) == hash(VideoRecord.from_dict(r.to_dict()))
+    with pytest.raises(ValueError, match=">= 0"):
+        VideoRecord(**base, manipulated_frames=[0, -2])
+    for bad in ([1.5], [True], "123", 4):
+        with pytest.raises(TypeError, match="manipulated_frames"):
+            VideoRecord(**base, manipulated_frames=bad)
+
+
 def test_ffpp_split_id_in_two_splits_is_an_error(tmp_path: Path) -> None:
     make_ffpp(tmp_path)
     with pytest.raises(ValueError, match="'720'"):

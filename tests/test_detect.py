@@ -496,3 +496,21 @@ def test_model_region_missing_from_its_preprocessing(tmp_path: Path) -> None:
     path = save_model_file(tmp_path / "model.pt", build_model(mc, pretrained=False), mc, TINY_PP, None, 0.0, {})
     with pytest.raises(ModelLoadError, match="region 'eyes'"):
         load_detector(path)
+
+
+def test_detect_names_what_a_non_video_file_is(detector: ForensightDetector, tmp_path: Path) -> None:
+    """A still image saved as .mp4 and a named pipe are told apart and reported, never opened as videos
+    (a named pipe would block the decoder forever)."""
+    import cv2
+
+    png = tmp_path / "photo.mp4"
+    ok, buf = cv2.imencode(".png", np.zeros((64, 80, 3), np.uint8))
+    assert ok
+    png.write_bytes(buf.tobytes())
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)
+    link = tmp_path / "gone.mp4"
+    link.symlink_to(tmp_path / "nothing.mp4")
+    got = {r.name: (r.status, r.reason) for r in detector.predict_many([png, fifo, link], progress=False)}
+    assert got == {"photo.mp4": ("failed", "not_a_video"), "pipe.mp4": ("failed", "not_regular_file"),
+                   "gone.mp4": ("failed", "dangling_link")}

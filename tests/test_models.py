@@ -32,6 +32,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PRESETS = [
     "region_b1_control", "region_b1_attention", "region_mobile_control", "region_mobile_attention",
     "region_tiny_control", "region_tiny_attention", "lipforensics", "lipforensics_attention",
+    "region_lite0_control", "region_lite0_attention",
 ]
 
 

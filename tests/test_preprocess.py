@@ -70,7 +70,7 @@ def test_batch_records_every_bad_input_and_continues(tmp_path: Path, face_video:
     assert reasons["noface"] == "no_face" and reasons["short"] == "too_short"
     assert reasons["bad_empty_file"] == "empty_file" and reasons["bad_unreadable"] == "unreadable"
     assert reasons["bad_no_video_stream"] == "no_video_stream" and reasons["bad_not_found"] == "not_found"
-    assert reasons["bad_directory"] == "unreadable"
+    assert reasons["bad_directory"] == "not_regular_file"
     assert reasons["bad_truncated"] in {"truncated", "decode_error", "too_short", "unreadable"}
     manifest = (tmp_path / "cache" / "manifest.csv").read_text()
     assert manifest.count("\n") == len(recs) + 1 and "no_face" in manifest
@@ -86,7 +86,7 @@ def test_batch_records_every_bad_input_and_continues(tmp_path: Path, face_video:
 def test_rerun_skips_finished_and_failed(tmp_path: Path, face_video: Path, noface_video: Path) -> None:
     recs = [_rec(face_video, "a"), _rec(noface_video, "b")]
     run_preprocess(recs, tmp_path, CFG, progress=False)
-    meta = tmp_path / "entries" / "test__original__c23__a" / "meta.json"
+    meta = Cache.open(tmp_path).entry_dir("test/original/c23/a") / "meta.json"
     before = meta.stat().st_mtime_ns
     s = run_preprocess(recs, tmp_path, CFG, progress=False)
     assert (s.done, s.skipped, s.failed) == (0, 2, 0)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from fixtures_faces import (
@@ -17,15 +19,17 @@ from fixtures_faces import (
     mean_face_in_frame,
     synthetic_frame,
 )
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from skimage import transform as sktf
 
 from forensight.config import PreprocessConfig
-from forensight.faces.landmarks import EYES_AND_BROWS, LIPFORENSICS_STABLE_POINTS, MOUTH
+from forensight.faces.landmarks import EYES_AND_BROWS, LEFT_EYE, LIPFORENSICS_STABLE_POINTS, MOUTH, RIGHT_EYE
 from forensight.records import FaceTrack
 from forensight.regions import (
+    BAND_FRACTION,
     align_lips,
+    band_box,
     crop_box,
     crop_lips,
     crop_regions,
@@ -35,6 +39,7 @@ from forensight.regions import (
     region_box,
     similarity_transform,
     smooth_lips_landmarks,
+    snap_box,
 )
 
 CFG = PreprocessConfig(regions=("frame", "full", "eyes", "mouth", "lips"), size=64)
@@ -107,6 +112,12 @@ def test_unknown_region() -> None:
         region_box("lips", lm, box_of(lm), SHAPE, CFG)
     with pytest.raises(ValueError, match="unknown region"):
         region_box("nose", lm, box_of(lm), SHAPE, CFG)
+    with pytest.raises(ValueError, match="unknown band"):
+        band_box(np.array([0, 0, 10, 10]), "nose_band")
+    with pytest.raises(ValueError, match="fraction"):
+        band_box(np.array([0, 0, 10, 10]), "eyes_band", fraction=0.0)
+    with pytest.raises(ValueError, match="non-finite"):
+        snap_box(np.array([0, 0, np.inf, 10]))
 
 
 # ----------------------------------------------------------------------------- crops
@@ -166,6 +177,206 @@ def test_crop_track_regions_shapes() -> None:
     assert list(out) == list(CFG.regions)
     assert out["eyes"].shape == (t_len, 64, 64, 3)
     assert out["lips"].shape == (t_len, 96, 96) and out["lips"].dtype == np.uint8
+
+
+# ----------------------------------------------------------------------------- seed bands
+
+BANDS_CFG = PreprocessConfig(regions=("full", "eyes_band", "mouth_band"), size=224)
+
+
+def _resize_as_crop_box(patch: np.ndarray, size: int) -> np.ndarray:
+    """crop_box's resize rule, written out: area when both sides shrink, else cubic."""
+    h, w = patch.shape[:2]
+    if w == size and h == size:
+        return patch
+    interp = cv2.INTER_AREA if (w >= size and h >= size) else cv2.INTER_CUBIC
+    return cv2.resize(np.ascontiguousarray(patch), (size, size), interpolation=interp)
+
+
+def _band_rows(y: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
+    """Landmark y (pixel centres, native) → row in the ``size``-row crop of the edge box ``box``."""
+    return (np.asarray(y, np.float64) + 0.5 - box[1]) / (box[3] - box[1]) * size
+
+
+@pytest.mark.parametrize("size", [32, 100, 224])
+@pytest.mark.parametrize("face", [[600.3, 280.6, 700.9, 395.2], [500.0, 250.0, 620.0, 370.0]])
+def test_bands_are_the_top_and_bottom_rows_of_the_full_box(size: int, face: list[float]) -> None:
+    frame, lm = _rgb_face_frame(2.0, 0, 640, 360)
+    cfg = PreprocessConfig(regions=("full", "eyes_band", "mouth_band"), size=size)
+    face_box = np.array(face, np.float32)
+    full = region_box("full", lm, face_box, SHAPE, cfg)
+    # The full crop's source pixels, snapped by hand (x0 rounded half up, side rounded).
+    x0, y0 = int(np.floor(full[0] + 0.5)), int(np.floor(full[1] + 0.5))
+    side = round(float(full[2] - full[0]))
+    src = frame[y0 : y0 + side, x0 : x0 + side]
+    assert src.shape == (side, side, 3)  # the box lies inside the frame
+    crops = crop_regions(frame, lm, face_box, cfg)
+    np.testing.assert_array_equal(crops["full"], _resize_as_crop_box(src, size))  # same snapping as "full"
+    rows = round(BAND_FRACTION * side)
+    assert rows == pytest.approx(0.35 * side, abs=0.5)
+    expected = {"eyes_band": (src[:rows], y0), "mouth_band": (src[side - rows :], y0 + side - rows)}
+    for name, (part, top) in expected.items():
+        np.testing.assert_array_equal(region_box(name, lm, face_box, SHAPE, cfg), [x0, top, x0 + side, top + rows])
+        assert crops[name].shape == (size, size, 3) and crops[name].dtype == np.uint8
+        diff = np.abs(crops[name].astype(int) - _resize_as_crop_box(part, size).astype(int))
+        assert diff.max() <= 1, (name, diff.max())
+    assert not np.array_equal(crops["eyes_band"], crops["mouth_band"])
+
+
+def test_band_box_snaps_like_crop_box() -> None:
+    full = np.array([10.4, 20.6, 110.4, 120.6], np.float32)  # 100 x 100 → rows 10..110, cols 21..121
+    assert snap_box(full) == (10, 21, 110, 121)
+    np.testing.assert_array_equal(band_box(full, "eyes_band"), [10, 21, 110, 56])
+    np.testing.assert_array_equal(band_box(full, "mouth_band"), [10, 86, 110, 121])
+    np.testing.assert_array_equal(band_box(full, "mouth_band", fraction=1.0), [10, 21, 110, 121])
+    assert band_box(np.array([0, 0, 2, 2]), "eyes_band").tolist() == [0, 0, 2, 1]  # never 0 rows
+
+
+@pytest.fixture(scope="module")
+def astronaut_face() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The astronaut (512x512 RGB), its dlib HOG face box (4,) and its 68 dlib landmarks (68, 2)."""
+    from forensight.faces import get_detector, get_landmark_predictor
+
+    img = astronaut()
+    boxes, _ = get_detector("dlib_hog").detect(img)
+    assert len(boxes) == 1
+    lm = get_landmark_predictor().predict_many(img, boxes)[0].astype(np.float64)
+    return img, boxes[0], lm
+
+
+def test_bands_on_a_real_face(astronaut_face: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """The project's defaults (dlib HOG box, face_margin 0.25) on the astronaut's real landmarks."""
+    img, face_box, lm = astronaut_face
+    size = BANDS_CFG.size
+    crops = crop_regions(img, lm, face_box, BANDS_CFG)
+    assert {k: v.shape for k, v in crops.items()} == {r: (size, size, 3) for r in BANDS_CFG.regions}
+    eyes_box = region_box("eyes_band", lm, face_box, img.shape, BANDS_CFG)
+    mouth_box = region_box("mouth_band", lm, face_box, img.shape, BANDS_CFG)
+
+    def inside(rows: np.ndarray) -> bool:
+        return bool(((rows >= 0) & (rows < size)).all())
+
+    eye_centres = np.array([lm[list(RIGHT_EYE), 1].mean(), lm[list(LEFT_EYE), 1].mean()])
+    corners_and_upper_lids = lm[[36, 37, 38, 39, 42, 43, 44, 45], 1]
+    brows = lm[17:27, 1]
+    mouth = lm[list(MOUTH), 1]
+    # eyes_band: the brows, the eyes (centres, corners, upper lids) and none of the mouth. The lowest
+    # lower-lid point sits on the band's bottom edge (within one native pixel) with this box.
+    for y in (eye_centres, corners_and_upper_lids, brows):
+        assert inside(_band_rows(y, eyes_box, size)), _band_rows(y, eyes_box, size)
+    assert (_band_rows(lm[list(EYES_AND_BROWS), 1], eyes_box, size) < size + size / (eyes_box[3] - eyes_box[1])).all()
+    assert (_band_rows(mouth, eyes_box, size) >= size).all()  # the whole mouth is below it
+    assert (_band_rows(lm[33:34, 1], eyes_box, size) >= size).all()  # so is the nose tip
+    # mouth_band: the lower lip (outer 55-59, inner 65-67) and the chin, none of the eyes or brows.
+    lower_lip = lm[[55, 56, 57, 58, 59, 65, 66, 67], 1]
+    assert inside(_band_rows(lower_lip, mouth_box, size)), _band_rows(lower_lip, mouth_box, size)
+    assert inside(_band_rows(lm[8:9, 1], mouth_box, size))  # chin tip
+    assert (_band_rows(lm[list(EYES_AND_BROWS), 1], mouth_box, size) < 0).all()
+    # The crops show different things (the eyes band is not the mouth band shifted by a few rows).
+    assert np.abs(crops["eyes_band"].astype(int) - crops["mouth_band"].astype(int)).mean() > 10
+
+
+def test_mouth_band_cuts_off_the_upper_lip_on_a_dlib_box(
+    astronaut_face: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    """The documented limit of the seed geometry (README): on a dlib HOG box with face_margin 0.25
+    the bottom 35 % of the full box starts at 65 % of its height and the astronaut's upper lip sits
+    at ~60 %, so the band holds the lower lip (and chin) but not the upper lip."""
+    img, face_box, lm = astronaut_face
+    mouth_box = region_box("mouth_band", lm, face_box, img.shape, BANDS_CFG)
+    rows = _band_rows(lm[list(MOUTH), 1], mouth_box, BANDS_CFG.size)
+    inside = (rows >= 0) & (rows < BANDS_CFG.size)
+    assert inside.any() and not inside.all(), rows
+    upper_lip_top = _band_rows(lm[[50, 51, 52], 1], mouth_box, BANDS_CFG.size)  # iBUG 51-53: top of the upper lip
+    lower_lip_bottom = _band_rows(lm[[56, 57, 58], 1], mouth_box, BANDS_CFG.size)  # iBUG 57-59
+    assert (upper_lip_top < 0).all() and ((lower_lip_bottom >= 0) & (lower_lip_bottom < BANDS_CFG.size)).all()
+
+
+@pytest.mark.parametrize("corner", ["top_left", "bottom_right"])
+def test_bands_reaching_past_the_frame_are_padded_like_full(corner: str) -> None:
+    frame, lm = _rgb_face_frame(2.0, 0, 640, 360)
+    frame = np.maximum(frame, 1)  # no black pixel inside the frame: black = padding
+    face_box = (
+        np.array([-40, -30, 60, 80], np.float32)
+        if corner == "top_left"
+        else np.array([FRAME_W - 50, FRAME_H - 70, FRAME_W + 60, FRAME_H + 40], np.float32)
+    )
+    size = 64
+    cfg = PreprocessConfig(regions=("full", "eyes_band", "mouth_band"), size=size)
+    full = region_box("full", lm, face_box, SHAPE, cfg)
+    ix0, iy0, ix1, iy1 = snap_box(full)
+    side = ix1 - ix0
+    assert ix0 < 0 or iy0 < 0 or ix1 > FRAME_W or iy1 > FRAME_H
+    canvas = crop_box(frame, full, side)  # the full crop's own padded source pixels, not resized
+    assert canvas.shape == (side, side, 3)
+    rows = round(BAND_FRACTION * side)
+    crops = crop_regions(frame, lm, face_box, cfg)
+    for name, part in (("eyes_band", canvas[:rows]), ("mouth_band", canvas[side - rows :])):
+        c = crops[name]
+        assert c.shape == (size, size, 3) and c.dtype == np.uint8
+        assert np.abs(c.astype(int) - _resize_as_crop_box(part, size).astype(int)).max() <= 1
+    # Black padding where the box leaves the frame, image content where it does not (far from the edges).
+    if corner == "top_left":  # full rows -57..108, cols -72..93: the eyes band is all but 1 row outside
+        assert (crops["eyes_band"][: size // 2] == 0).all()
+        assert (crops["mouth_band"][:, : size // 4] == 0).all() and (crops["mouth_band"][:, -size // 4 :] > 0).all()
+    else:  # the mouth band lies below the frame; the eyes band's right part lies right of it
+        assert (crops["mouth_band"] == 0).all()
+        assert (crops["eyes_band"][:, -size // 4 :] == 0).all() and (crops["eyes_band"][:, : size // 4] > 0).all()
+
+
+def test_bands_follow_every_frame_of_a_track_including_interpolated_ones() -> None:
+    frame, lm = _rgb_face_frame(2.0, 0, 640, 360)
+    face = box_of(lm)
+    boxes = np.stack([face, face + [40, 20, 40, 20], face + [80, 40, 80, 40]]).astype(np.float32)
+    track = FaceTrack(
+        boxes=boxes,  # frame 1 unobserved: its box is the interpolation of frames 0 and 2
+        landmarks=np.repeat(lm[None].astype(np.float32), 3, 0),
+        observed=np.array([True, False, True]),
+    )
+    cfg = PreprocessConfig(regions=("eyes_band", "mouth_band"), size=48)
+    out = crop_track_regions(np.repeat(frame[None], 3, 0), track, cfg)
+    assert list(out) == ["eyes_band", "mouth_band"]
+    for name in cfg.regions:
+        assert out[name].shape == (3, 48, 48, 3) and out[name].dtype == np.uint8
+        for t in range(3):
+            box = region_box(name, lm, boxes[t], SHAPE, cfg)
+            np.testing.assert_array_equal(out[name][t], crop_box(frame, box, 48))
+        assert not np.array_equal(out[name][0], out[name][1])  # each frame uses its own box
+
+
+def test_preprocess_a_face_video_with_bands(tmp_path: Path, face_video: Path) -> None:
+    from forensight.cache import Cache
+    from forensight.cli import main
+    from forensight.preprocess import run_preprocess
+    from forensight.records import VideoRecord
+    from forensight.report import contact_sheet
+
+    cfg = PreprocessConfig(num_frames=8, size=64, regions=("full", "eyes_band", "mouth_band"))
+    rec = VideoRecord(path=face_video, label=0, split="train", dataset="test", method="original",
+                      compression="c23", name="face")
+    summary = run_preprocess([rec], tmp_path / "cache", cfg, progress=False)
+    assert summary.done == 1, summary
+    cache = Cache.open(tmp_path / "cache")
+    e = cache.load(rec.video_id)
+    assert sorted(e.regions) == sorted(cfg.regions)
+    for name in cfg.regions:
+        assert e.regions[name].shape == (8, 64, 64, 3) and e.regions[name].dtype == np.uint8
+        assert e.regions[name].std() > 10  # real content, not padding
+    # Each band is the full box's top / bottom rows: re-cut from the cached track, frame by frame.
+    from forensight.video import read_frames
+
+    frames = read_frames(face_video, np.asarray(e.indices, np.int64)).frames
+    for t in range(len(e)):
+        ref = crop_regions(frames[t], e.landmarks[t], e.boxes[t], cfg)
+        for name in cfg.regions:
+            np.testing.assert_array_equal(ref[name], e.regions[name][t])
+    # The contact sheet draws them, with a label column wide enough for "mouth_band".
+    png = contact_sheet(e.regions, tmp_path / "sheet.png", frames=4, cell=40)
+    img = cv2.imread(str(png))
+    label_w = cv2.getTextSize("mouth_band", cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)[0][0] + 8
+    assert img.shape[:2] == (3 * 44 + 4, max(70, label_w) + 4 * 44 + 4)
+    assert main(["sheet", str(tmp_path / "cache"), "--out", str(tmp_path / "sheets"), "--frames", "4"]) == 0
+    assert len(list((tmp_path / "sheets").glob("*.png"))) == 1
 
 
 # ----------------------------------------------------------------------------- lips
@@ -247,11 +458,15 @@ def test_align_lips_is_invariant_to_similarity_transforms(
     from fixtures_faces import canonical_face_image
 
     m = face_matrix(scale, angle, cx, cy)
+    # In the mean-face frame the patch is the canonical image around the mean mouth.
+    c = np.round(mean_face()[list(MOUTH)].mean(axis=0)).astype(int) - 48
+    # ... provided the patch lies inside the 1280x720 frame (e.g. scale 3.5 at cy 454 puts its
+    # bottom edge at y 727: black rows there are padding, not an alignment error).
+    corners = apply(m, c + np.array([[0, 0], [96, 0], [0, 96], [96, 96]], np.float64))
+    assume(bool((corners >= 0).all() and (corners[:, 0] <= FRAME_W).all() and (corners[:, 1] <= FRAME_H).all()))
     frame = synthetic_frame(m)
     lm = apply(m, mean_face())
     ours = align_lips(frame, lm).astype(float)
-    # In the mean-face frame the patch is the canonical image around the mean mouth.
-    c = np.round(mean_face()[list(MOUTH)].mean(axis=0)).astype(int) - 48
     canon = canonical_face_image()[c[1] : c[1] + 96, c[0] : c[0] + 96].astype(float) @ [0.299, 0.587, 0.114]
     assert np.abs(ours - canon).mean() < 2.0
 

@@ -16,10 +16,12 @@ from forensight.synth import (
     _MIRROR,
     METHODS,
     SynthSummary,
+    Variant,
     _bursts,
     generate,
     load_footage,
     read_metadata,
+    split_counts,
 )
 from forensight.video import index_video, read_frames
 
@@ -199,3 +201,148 @@ def test_overwrite_replaces_only_listed_files(tmp_path: Path) -> None:
     recs = read_ffpp(root, include_unsplit=True)
     assert len(recs) == 12 and all(r.split for r in recs)  # no stale videos of the 4-pair run
     assert keep.read_text() == "mine"
+
+
+# --------------------------------------------------------------------------- sweeps (variants, split shares)
+
+QUARTER = Variant("Face2Face_f0.25", "Face2Face", 0.25)
+FULL = Variant("Face2Face_f1", "Face2Face", 1.0, strength=0.8)
+SWEEP = {"num_pairs": 3, "frames": 16, "size": (192, 160), "seed": 3, "workers": 1, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SynthSummary]:
+    root = tmp_path_factory.mktemp("sweep") / "ab"
+    return root, generate(root, **SWEEP, variants=[QUARTER, FULL])
+
+
+def test_variants_share_the_real_videos_and_pairs(sweep: tuple[Path, SynthSummary]) -> None:
+    root, summary = sweep
+    assert summary.by_method == {"original": 6, QUARTER.name: 6, FULL.name: 6}
+    assert summary.num_videos == 18  # the 6 reals are written once, not once per variant
+    assert len(list((root / "original_sequences" / "youtube" / "c23" / "videos").glob("*.mp4"))) == 6
+    assert sorted(d.name for d in (root / "manipulated_sequences").iterdir()) == sorted([QUARTER.name, FULL.name])
+    meta = read_metadata(root)
+    assert meta["params"]["variants"] == [QUARTER.to_dict(), FULL.to_dict()]
+    assert meta["params"]["methods"] is None and meta["params"]["split_shares"] == [0.6, 0.2, 0.2]
+    frames = SWEEP["frames"]
+    pairs: dict[str, set[tuple[str, str]]] = {QUARTER.name: set(), FULL.name: set()}
+    for key, v in meta["videos"].items():
+        folder, name = key.split("/")
+        if folder == "original":
+            assert "variant" not in v
+            continue
+        var = QUARTER if folder == QUARTER.name else FULL
+        assert (v["variant"], v["method"], v["sparsity"], v["strength"]) == (var.name, "Face2Face", var.sparsity,
+                                                                           var.strength)
+        assert v["path"] == f"manipulated_sequences/{var.name}/c23/videos/{name}.mp4"
+        assert (root / v["path"]).is_file() and f"original/{v['target']}" in meta["videos"]
+        manip = v["manipulated_frames"]
+        assert manip == sorted(set(manip)) and all(0 <= k < frames for k in manip)
+        if var is FULL:
+            assert manip == list(range(frames))
+        else:
+            assert len(manip) == max(1, round(0.25 * frames)) == 4  # the _bursts rounding rule
+        pairs[folder].add((v["target"], v["source"]))
+    expected = {(t, s) for t, s in meta["pairs"]} | {(s, t) for t, s in meta["pairs"]}
+    assert pairs[QUARTER.name] == pairs[FULL.name] == expected
+
+
+def test_adding_a_variant_changes_no_other_video(sweep: tuple[Path, SynthSummary], tmp_path: Path) -> None:
+    root, _ = sweep
+    generate(tmp_path / "a", **SWEEP, variants=[QUARTER])
+    ab, a = read_metadata(root)["videos"], read_metadata(tmp_path / "a")["videos"]
+    assert set(a) == {k for k in ab if not k.startswith(FULL.name + "/")}
+    for key in a:
+        assert a[key] == ab[key], key  # reals and QUARTER's fakes: same frames drawn, same metadata
+    assert read_metadata(tmp_path / "a")["splits"] == read_metadata(root)["splits"]
+    fa = decode_all(tmp_path / "a" / a["original/002"]["path"]).astype(int)
+    fb = decode_all(root / ab["original/002"]["path"]).astype(int)
+    assert np.abs(fa - fb).mean() < 1.0
+
+
+def test_plain_methods_are_variants_named_after_them(tmp_path: Path) -> None:
+    small = {**SWEEP, "frames": 8, "size": (160, 128)}
+    generate(tmp_path / "m", **small, methods=("EyeBlink",), sparsity=0.5, strength=0.7)
+    generate(tmp_path / "v", **small, variants=[Variant("EyeBlink", "EyeBlink", 0.5, 0.7)])
+    m, v = read_metadata(tmp_path / "m"), read_metadata(tmp_path / "v")
+    assert m["videos"] == v["videos"]
+    assert m["params"]["variants"] == v["params"]["variants"] == [
+        {"name": "EyeBlink", "method": "EyeBlink", "sparsity": 0.5, "strength": 0.7}]
+    assert (m["params"]["methods"], m["params"]["sparsity"]) == (["EyeBlink"], 0.5)
+    assert (v["params"]["methods"], v["params"]["sparsity"]) == (None, None)
+
+
+def test_reader_selects_one_variant(sweep: tuple[Path, SynthSummary]) -> None:
+    root, _ = sweep
+    meta = read_metadata(root)["videos"]
+    recs = read_dataset("ffpp", root, methods=[QUARTER.name])
+    assert {r.method for r in recs} == {"original", QUARTER.name}
+    assert sum(r.label == 0 for r in recs) == 6 and sum(r.label == 1 for r in recs) == 6
+    for r in recs:
+        if r.label:
+            assert r.manipulated_frames == tuple(meta[f"{r.method}/{r.name}"]["manipulated_frames"])
+            assert len(r.manipulated_frames) == 4
+        else:
+            assert r.manipulated_frames is None
+    every = read_dataset("ffpp", root)
+    assert {r.method for r in every} == {"original", QUARTER.name, FULL.name} and len(every) == 18
+    assert all(r.manipulated_frames == tuple(range(16)) for r in every if r.method == FULL.name)
+
+
+def test_split_shares_rule_and_generation(tmp_path: Path) -> None:
+    assert split_counts(8, (0.25, 0.125, 0.625)) == (2, 1, 5)
+    assert split_counts(20) == (12, 4, 4) and split_counts(3) == (1, 1, 1)
+    assert split_counts(3, (0.1, 0.1, 0.8)) == (1, 1, 1)  # every split keeps a pair
+    assert split_counts(4, (0.05, 0.45, 0.5)) == (1, 2, 1)  # train takes its pair from test on a tie
+    assert split_counts(5, (0.02, 0.7, 0.28)) == (1, 3, 1)  # ... else from the larger split (val: 4 → 3)
+    assert split_counts(40, (0.25, 0.125, 0.625)) == (10, 5, 25)
+    root = tmp_path / "shares"
+    summary = generate(root, **{**SWEEP, "num_pairs": 8, "frames": 8, "size": (160, 128)}, methods=("EyeBlink",),
+                       split_shares=(0.25, 0.125, 0.625))
+    counts = {s: len(json.loads((root / "splits" / f"{s}.json").read_text())) for s in ("train", "val", "test")}
+    assert counts == {"train": 2, "val": 1, "test": 5}
+    assert summary.by_split == {"train": 8, "val": 4, "test": 20}  # 2 reals + 2 fakes per pair
+    assert read_metadata(root)["params"]["split_shares"] == [0.25, 0.125, 0.625]
+    assert {r.split for r in read_dataset("ffpp", root)} == {"train", "val", "test"}
+
+
+@pytest.mark.parametrize("shares", [(0.5, 0.5, 0.0), (0.6, 0.2, 0.1), (0.5, 0.5), (-0.2, 0.6, 0.6),
+                                    (0.6, 0.2, 0.2 + 1e-5), (float("nan"), 0.5, 0.5)])
+def test_bad_split_shares(tmp_path: Path, shares: tuple[float, ...]) -> None:
+    with pytest.raises(ValueError, match="split_shares"):
+        generate(tmp_path / "x", num_pairs=3, split_shares=shares, progress=False)  # type: ignore[arg-type]
+    assert not (tmp_path / "x").exists()
+
+
+def test_bad_variants(tmp_path: Path) -> None:
+    for name in ("a/b", ".hidden", "original", "", "F2F f0.5"):
+        with pytest.raises(ValueError, match="variant name"):
+            Variant(name, "Face2Face", 0.5)
+    with pytest.raises(ValueError, match="method"):
+        Variant("x", "Deepfakes", 0.5)
+    with pytest.raises(ValueError, match="sparsity"):
+        Variant("x", "Face2Face", 0.0)
+    with pytest.raises(ValueError, match="strength"):
+        Variant("x", "Face2Face", 0.5, strength=-1)
+    with pytest.raises(ValueError, match="not both"):
+        generate(tmp_path / "x", methods=("Face2Face",), variants=[QUARTER], progress=False)
+    with pytest.raises(ValueError, match="distinct"):
+        generate(tmp_path / "x", variants=[QUARTER, Variant(QUARTER.name, "EyeBlink", 0.5)], progress=False)
+    with pytest.raises(ValueError, match="non-empty"):
+        generate(tmp_path / "x", variants=[], progress=False)
+    assert not (tmp_path / "x").exists()
+    names = [v.name for v in Variant.sweep("Face2Face", [1.0, 0.5, 0.25, 0.1], strengths=(1.0, 0.5))]
+    assert names == ["Face2Face_f1", "Face2Face_f0.5", "Face2Face_f0.25", "Face2Face_f0.1",
+                     "Face2Face_f1_s0.5", "Face2Face_f0.5_s0.5", "Face2Face_f0.25_s0.5", "Face2Face_f0.1_s0.5"]
+
+
+def test_overwrite_with_other_variants_leaves_no_stale_folder(tmp_path: Path) -> None:
+    root = tmp_path / "ow"
+    small = {**SWEEP, "frames": 8, "size": (160, 128)}
+    generate(root, **small, variants=[QUARTER])
+    (root / "manipulated_sequences" / "mine.txt").write_text("mine")
+    generate(root, **small, variants=[FULL], overwrite=True)
+    assert not (root / "manipulated_sequences" / QUARTER.name).exists()  # emptied, so removed
+    assert (root / "manipulated_sequences" / "mine.txt").read_text() == "mine"
+    assert {r.method for r in read_dataset("ffpp", root)} == {"original", FULL.name}

@@ -131,7 +131,7 @@ def test_evaluate_outputs_and_refuses_other_preprocessing(tiny_cache: Path, tmp_
 
 def test_study_runs_the_matrix_and_writes_the_table(tiny_cache: Path, tmp_path: Path) -> None:
     res = run_study(tiny_cache, tmp_path / "study", regions=("full", "mouth"), heads=("control", "attention"),
-                    family="region_tiny", train={**TINY, "max_epochs": 1}, n_bootstrap=50,
+                    family="region_tiny", seeds=(0,), train={**TINY, "max_epochs": 1}, n_bootstrap=50,
                     progress=False)
     assert len(res.runs) == 4 and len(res.cells) == 4
     table = res.table_md.read_text()
@@ -143,7 +143,7 @@ def test_study_runs_the_matrix_and_writes_the_table(tiny_cache: Path, tmp_path: 
     # rerun reuses finished cells (resumable study)
     mtime = (tmp_path / "study" / "runs" / "full_control_s0" / "model.pt").stat().st_mtime_ns
     run_study(tiny_cache, tmp_path / "study", regions=("full",), heads=("control",), family="region_tiny",
-              train={**TINY, "max_epochs": 1}, n_bootstrap=50, progress=False)
+              seeds=(0,), train={**TINY, "max_epochs": 1}, n_bootstrap=50, progress=False)
     assert (tmp_path / "study" / "runs" / "full_control_s0" / "model.pt").stat().st_mtime_ns == mtime
 
 

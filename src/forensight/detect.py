@@ -16,7 +16,8 @@ A thin layer over the one scoring path, so a video scores what ``evaluate`` meas
 Bad input never raises out of :meth:`ForensightDetector.predict`: it returns a result with
 ``status="failed"``, a machine ``reason`` (``not_found``, ``empty_file``, ``unreadable``,
 ``no_video_stream``, ``truncated``, ``decode_error``, ``too_large``, ``too_short``, ``no_face``,
-``no_videos``, ``error``) and a readable ``message``, so a batch continues past it.
+``no_videos``, ``low_face_coverage``, ``error``) and a readable ``message``, so a batch continues
+past it.
 :func:`detect_batch` scores many files and writes the JSON / CSV / HTML outputs.
 
 Usage::
@@ -125,7 +126,7 @@ class ForensightDetector:
     # -- public API ------------------------------------------------------------------------------
     def predict(self, video_path: str | Path, name: str | None = None) -> DetectionResult:
         """Score one video file; never raises for bad input (see ``status`` / ``reason``)."""
-        from forensight.preprocess import process_video
+        from forensight.preprocess import input_file_error, process_video, still_image_error
 
         path = Path(video_path)
         name = name or path.name or str(path)
@@ -138,9 +139,19 @@ class ForensightDetector:
                                                         "predict_many (or pass it to `forensight detect`)")
                 raise PreprocessError("no_videos", f"{path} is a folder with no video files "
                                                    f"({', '.join(VIDEO_EXTENSIONS[:6])}, ...)")
+            bad = input_file_error(path)  # a named pipe, dangling link, ...: never opened
+            if bad is not None:
+                raise bad
             record = VideoRecord(path=path, label=0, split="", dataset="detect", method="input",
                                  compression="raw", name=path.stem or "video")
-            pv = process_video(record, self.preprocess)
+            try:
+                pv = process_video(record, self.preprocess)
+            except PreprocessError as e:
+                still = still_image_error(path) if e.reason == "too_short" else None
+                raise (still or e) from None
+            still = still_image_error(path, pv.index.info)
+            if still is not None:
+                raise still
         except PreprocessError as e:
             if e.reason in ("no_face", "too_short", "truncated", "decode_error", "too_large"):
                 base.video = _probe_dict(path)  # the file is a video: say what it is
@@ -276,7 +287,8 @@ class ForensightDetector:
         idx = np.asarray(idx, np.int64)
         ts = np.asarray(ts, np.float64)
         obs = np.asarray(track.observed, bool)
-        plan = plan_clips(idx, obs, self.spec, step=frame_step(self.preprocess))
+        plan = plan_clips(idx, obs, self.spec, step=frame_step(self.preprocess),
+                          min_coverage=self.loaded.min_face_coverage)
         if not plan.clips:
             return self._failed(res, plan.reason, plan.message, t0)
         res.skipped.extend(plan.skipped(idx, ts, obs, self.spec.clip_len))

@@ -8,7 +8,9 @@ video id (the LipForensics protocol). The decision threshold comes from the vali
 it was chosen on. A cache made with a preprocessing config other than the model's is refused.
 
 Outputs in ``out_dir``: ``metrics.json``, ``scores.csv`` (one row per video, with its per-frame
-attention shares), ``clip_scores.csv``, ``roc.png``, ``confusion.png``.
+attention shares), ``clip_scores.csv``, ``roc.png``, ``confusion.png``, and, when the fakes know
+their manipulated frames (synthetic data), ``localisation.csv`` with the frame-level AUC of the
+attention against them and the attention mass inside them (summary in ``metrics.json``).
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ def evaluate(model: str | Path | LoadedModel, cache_root: str | Path, out_dir: s
     lm = model if isinstance(model, LoadedModel) else load_model_file(model, device=dev)
     cache = Cache.open(cache_root, expect_hash=lm.preprocess_hash)
     preds, ds = score_split(lm, cache, cfg.split, batch_size=cfg.batch_size, max_frames=cfg.max_frames,
-                            max_clips=cfg.max_clips, device=dev, progress=progress)
+                            max_clips=cfg.max_clips, device=dev, progress=progress, features=cfg.features,
+                            methods=cfg.methods)
     ids, y, s = preds.video_scores()
     if len(set(y.tolist())) < 2:
         raise ValueError(f"split {cfg.split!r} of {cache.root} has videos of one class only "
@@ -64,17 +67,43 @@ def evaluate(model: str | Path | LoadedModel, cache_root: str | Path, out_dir: s
                     "preset": mc.name, "arch": mc.arch, "region": lm.input_spec.region, "pooling": mc.pooling,
                     "threshold_source": "validation split (stored in model)", "device": str(dev),
                     "max_frames": cfg.max_frames, "max_clips": cfg.max_clips, "not_scored": ds.unscored,
+                    "scored_from": "frozen-encoder features" if ds.features is not None else "crops",
+                    "methods": list(cfg.methods),
                     "failed_in_preprocessing": [r["video_id"] for r in cache.rows()
                                                 if r["status"] == "failed" and r["split"] == cfg.split],
                     "seconds": round(time.perf_counter() - t0, 2)})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    loc_rows = _localisation(cache, preds)
+    if loc_rows:
+        from forensight.metrics import summarise_localisation
+        from forensight.report import write_table
+
+        summary = summarise_localisation([r["loc"] for r in loc_rows])
+        metrics["localisation"] = {"videos": summary["n_videos"], **{
+            k: summary.get(f"{k}_mean") for k in ("frame_auc", "mass_inside", "share_inside", "lift")}}
+        write_table([{"video_id": r["video_id"], **(r["loc"] or {})} for r in loc_rows], None,
+                    out / "localisation.csv")
     write_json(metrics, out / "metrics.json")
     _write_scores(out / "scores.csv", ids, y, s, preds, lm.threshold)
     _write_clip_scores(out / "clip_scores.csv", preds)
     plot_roc(y, s, out / "roc.png", label=f"{mc.name} (AUC {metrics['auc']:.3f})")
     plot_confusion(np.asarray(metrics["confusion"]), out / "confusion.png")
     return EvaluationResult(metrics=metrics, out_dir=out, predictions=preds)
+
+
+def _localisation(cache: Cache, preds: ClipPredictions) -> list[dict[str, Any]]:
+    """Per fake test video whose manipulated frames are known (synthetic data): how the attention
+    shares fall on them (:func:`forensight.metrics.attention_localisation`)."""
+    from forensight.metrics import attention_localisation
+
+    rows = []
+    for vid, (idx, w) in video_attention(preds).items():
+        rec = cache.load(vid, regions=[]).record
+        truth = getattr(rec, "manipulated_frames", None)
+        if rec.label == 1 and truth:
+            rows.append({"video_id": vid, "loc": attention_localisation(w, idx, truth)})
+    return rows
 
 
 def _write_scores(path: Path, ids: list[str], y: np.ndarray, s: np.ndarray, preds: ClipPredictions,

@@ -22,6 +22,7 @@ __all__ = [
     "accuracy_at",
     "aggregate_video_labels",
     "aggregate_video_scores",
+    "attention_localisation",
     "auc",
     "average_precision",
     "bootstrap_auc_ci",
@@ -29,7 +30,10 @@ __all__ = [
     "compute_all",
     "confusion",
     "eer",
+    "mean_sd",
+    "paired_auc_difference",
     "roc_points",
+    "summarise_localisation",
     "video_level",
 ]
 
@@ -295,4 +299,251 @@ def compute_all(
         cy, cs = _check(clip_y, clip_s)
         out["clip_auc"] = auc(cy, cs)
         out["n_clips"] = int(cy.size)
+    return out
+
+
+# ------------------------------------------------------------------------------------ paired comparison
+
+def _seed_matrix(scores: Any, name: str, n_videos: int) -> np.ndarray:
+    """``scores`` ``(S, V)`` or ``(V,)`` -> finite float64 ``(S, V)``; ValueError otherwise."""
+    arr = np.asarray(scores, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must have shape (S, V) or (V,), got {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} has no seeds (shape {arr.shape})")
+    if arr.shape[1] != n_videos:
+        raise ValueError(f"length mismatch: {n_videos} labels but {name} scores {arr.shape[1]} videos")
+    if np.isnan(arr).any():
+        raise ValueError(f"{name} contains NaN ({int(np.isnan(arr).sum())} of {arr.size})")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains +/-inf")
+    return arr
+
+
+def _count_below(x: np.ndarray, ref_sorted: np.ndarray) -> np.ndarray:
+    """For each ``x``: ``#(ref < x) + #(ref == x) / 2`` (ties count half), ``ref_sorted`` ascending."""
+    left = np.searchsorted(ref_sorted, x, side="left")
+    right = np.searchsorted(ref_sorted, x, side="right")
+    return (left + right) / 2.0
+
+
+def _swap_weights(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-video weights ``w (V,)`` with ``stat(sigma) = sigma @ w`` under paired swaps.
+
+    ``a``, ``b`` are ``(S, V)``; ``sigma (V,)`` is +1 where a video keeps its scores and -1 where
+    A's and B's scores of that video are swapped (for every seed). ``stat`` is the mean over
+    seeds of ``AUC(y, b') - AUC(y, a')`` of the swapped scores.
+
+    Why it is linear: for a fake ``i`` and a real ``j`` the pair's contribution
+    ``H(b'_i - b'_j) - H(a'_i - a'_j)`` (``H`` the step with ``H(0) = 1/2``) takes the values
+    ``P, Q, -Q, -P`` for (keep, keep), (keep, swap), (swap, keep), (swap, swap), which equals
+    ``sigma_i (P + Q) / 2 + sigma_j (P - Q) / 2``. Summing over pairs gives one weight per video,
+    computed here with sorted-array counts in ``O(S V log V)``.
+    """
+    pos, neg = y == 1, y == 0
+    n_pos, n_neg = int(pos.sum()), int(neg.sum())
+    w = np.zeros(y.shape[0], dtype=np.float64)
+    for a_s, b_s in zip(a, b, strict=True):
+        a_pos, b_pos, a_neg, b_neg = a_s[pos], b_s[pos], a_s[neg], b_s[neg]
+        sa_pos, sb_pos, sa_neg, sb_neg = np.sort(a_pos), np.sort(b_pos), np.sort(a_neg), np.sort(b_neg)
+        # fake i: sum over real j of P_ij and of Q_ij
+        p_i = _count_below(b_pos, sb_neg) - _count_below(a_pos, sa_neg)
+        q_i = _count_below(b_pos, sa_neg) - _count_below(a_pos, sb_neg)
+        # real j: sum over fake i of P_ij and of Q_ij; #(X > x) + #(X == x)/2 = n - count_below(x, X)
+        p_j = (n_pos - _count_below(b_neg, sb_pos)) - (n_pos - _count_below(a_neg, sa_pos))
+        q_j = (n_pos - _count_below(a_neg, sb_pos)) - (n_pos - _count_below(b_neg, sa_pos))
+        w[pos] += (p_i + q_i) / 2.0
+        w[neg] += (p_j - q_j) / 2.0
+    return w / (n_pos * n_neg * a.shape[0])
+
+
+def paired_auc_difference(
+    y: Sequence[int] | np.ndarray,
+    scores_a: Sequence[float] | np.ndarray,
+    scores_b: Sequence[float] | np.ndarray,
+    n_boot: int = 2000,
+    n_perm: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Paired test of ``AUC(B) - AUC(A)`` on one shared test set, averaged over training seeds.
+
+    Args:
+        y: ``(V,)`` video labels in {0, 1} (both classes required).
+        scores_a, scores_b: ``(S, V)`` video scores (logits) of models A and B, one row per
+            training seed; row ``s`` of A and of B share the seed and the video order. ``(V,)``
+            means ``S = 1``.
+        n_boot: bootstrap resamples of the videos (same index for every seed and both models).
+        n_perm: random paired swaps for the permutation test.
+        seed: seed of :func:`numpy.random.default_rng` (bootstrap draws first, then swaps).
+
+    Statistic: ``diff = mean_s (AUC(y, b_s) - AUC(y, a_s))`` in AUC units (positive: B better).
+    The 95 % percentile bootstrap CI skips (and counts) single-class resamples; it is
+    ``[None, None]`` if all were skipped. The two-sided permutation p-value swaps A's and B's
+    scores of each video with probability 1/2 (one decision per video, shared by all seeds):
+    ``p = (1 + #(|perm| >= |diff| - 1e-12)) / (1 + n_perm)``. Permuted statistics are computed
+    exactly through their linear form in the swap signs (:func:`_swap_weights`).
+
+    Returns a JSON-able dict: ``diff``, ``ci`` [lo, hi], ``p_value``, ``n_videos`` V,
+    ``n_seeds`` S, ``auc_a`` and ``auc_b`` (per-seed AUCs, lists of S floats), ``n_boot``,
+    ``n_perm``, ``boot_skipped`` (number of single-class resamples).
+    """
+    y_in = np.asarray(y)
+    if y_in.ndim != 1:
+        raise ValueError(f"y must be 1-D (V,), got shape {y_in.shape}")
+    y_arr, _ = _check(y_in, np.zeros(y_in.shape[0]))  # labels only: 0/1, non-empty, both classes
+    n_videos = y_arr.shape[0]
+    a = _seed_matrix(scores_a, "scores_a", n_videos)
+    b = _seed_matrix(scores_b, "scores_b", n_videos)
+    if a.shape != b.shape:
+        raise ValueError(f"scores_a and scores_b must have the same shape, got {a.shape} and {b.shape}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    if n_perm < 1:
+        raise ValueError(f"n_perm must be >= 1, got {n_perm}")
+    n_seeds = a.shape[0]
+    auc_a = [auc(y_arr, row) for row in a]
+    auc_b = [auc(y_arr, row) for row in b]
+    diff = float(np.mean(np.subtract(auc_b, auc_a)))
+
+    rng = np.random.default_rng(seed)
+    boot: list[np.ndarray] = []
+    chunk = max(1, min(n_boot, 1_000_000 // n_videos))  # ~1M indices per chunk
+    for start in range(0, n_boot, chunk):
+        idx = rng.integers(0, n_videos, size=(min(chunk, n_boot - start), n_videos))
+        y_res = y_arr[idx]
+        d = np.zeros(idx.shape[0], dtype=np.float64)
+        for a_s, b_s in zip(a, b, strict=True):
+            d += _auc_rows(y_res, b_s[idx]) - _auc_rows(y_res, a_s[idx])
+        boot.append(d / n_seeds)
+    boot_all = np.concatenate(boot)
+    ok = ~np.isnan(boot_all)
+    skipped = int((~ok).sum())
+    if ok.any():
+        lo, hi = np.quantile(boot_all[ok], [0.025, 0.975])
+        ci: list[float | None] = [float(lo), float(hi)]
+    else:
+        ci = [None, None]
+
+    w = _swap_weights(y_arr, a, b)
+    observed = float(w.sum())  # equals diff up to rounding; compared on the same footing as perms
+    hits = 0
+    chunk = max(1, min(n_perm, 1_000_000 // n_videos))
+    for start in range(0, n_perm, chunk):
+        flips = rng.random(size=(min(chunk, n_perm - start), n_videos)) < 0.5
+        perm = np.where(flips, -1.0, 1.0) @ w
+        hits += int((np.abs(perm) >= abs(observed) - 1e-12).sum())
+    p_value = (1 + hits) / (1 + n_perm)
+    return {
+        "diff": diff,
+        "ci": ci,
+        "p_value": float(p_value),
+        "n_videos": int(n_videos),
+        "n_seeds": int(n_seeds),
+        "auc_a": [float(v) for v in auc_a],
+        "auc_b": [float(v) for v in auc_b],
+        "n_boot": int(n_boot),
+        "n_perm": int(n_perm),
+        "boot_skipped": skipped,
+    }
+
+
+def mean_sd(values: Iterable[float] | np.ndarray) -> tuple[float, float]:
+    """Mean and sample standard deviation (``ddof=1``; 0.0 for a single value) of ``values (N,)``.
+
+    NaN, inf and empty input are ValueErrors.
+    """
+    arr = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=np.float64)
+    arr = arr.reshape(-1)
+    if arr.size == 0:
+        raise ValueError("mean_sd needs at least one value, got none")
+    if np.isnan(arr).any():
+        raise ValueError(f"values contain NaN ({int(np.isnan(arr).sum())} of {arr.size})")
+    if not np.isfinite(arr).all():
+        raise ValueError("values contain +/-inf")
+    sd = float(np.std(arr, ddof=1)) if arr.size > 1 else 0.0
+    return float(np.mean(arr)), sd
+
+
+# ------------------------------------------------------------------------------------ localisation
+
+def attention_localisation(
+    weights: Sequence[float] | np.ndarray,
+    frame_indices: Sequence[int] | np.ndarray,
+    manipulated_frames: Iterable[int],
+) -> dict[str, Any] | None:
+    """How well one fake video's temporal attention points at its manipulated frames.
+
+    Args:
+        weights: ``(T,)`` non-negative attention shares of the scored frames (normally summing
+            to 1; only their ratios matter).
+        frame_indices: ``(T,)`` integer source frame numbers of those weights; each entry is
+            one scored frame (repeats are counted separately).
+        manipulated_frames: source frame numbers the generator manipulated; those that were
+            not scored are ignored.
+
+    Returns None when ``T == 0``, else a JSON-able dict:
+        ``frame_auc``: AUC of ``weights`` against "scored frame is manipulated" (0.5 for uniform
+        weights; None when all or none of the scored frames are manipulated);
+        ``mass_inside``: share of the attention mass on manipulated scored frames, in [0, 1];
+        ``share_inside``: fraction of scored frames that are manipulated, in [0, 1];
+        ``lift``: ``mass_inside / share_inside`` (1 for uniform weights; None when
+        ``share_inside == 0``); ``n_frames``: T; ``n_manipulated``: manipulated scored frames.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    idx = np.asarray(frame_indices)
+    if w.ndim != 1 or idx.ndim != 1:
+        raise ValueError(f"weights and frame_indices must be 1-D, got shapes {w.shape} and {idx.shape}")
+    if w.shape[0] != idx.shape[0]:
+        raise ValueError(f"length mismatch: {w.shape[0]} weights but {idx.shape[0]} frame indices")
+    if w.shape[0] == 0:
+        return None
+    if not np.isfinite(w).all():
+        raise ValueError("weights contain NaN or +/-inf")
+    if (w < 0).any():
+        raise ValueError(f"weights must be non-negative, min is {float(w.min())}")
+    total = float(w.sum())
+    if total <= 0.0:
+        raise ValueError("weights sum to 0; attention shares need positive total mass")
+    if idx.dtype.kind not in "iu":
+        if idx.dtype.kind != "f" or not np.isfinite(idx).all() or (idx != np.round(idx)).any():
+            raise ValueError(f"frame_indices must be integers, got dtype {idx.dtype}")
+        idx = idx.astype(np.int64)
+    manipulated = np.fromiter((int(f) for f in manipulated_frames), dtype=np.int64)
+    inside = np.isin(idx, manipulated)
+    n_frames, n_inside = int(w.shape[0]), int(inside.sum())
+    frame_auc = None
+    if 0 < n_inside < n_frames:
+        frame_auc = float(_auc_rows(inside[None, :].astype(np.int64), w[None, :])[0])
+    mass = float(w[inside].sum()) / total
+    share = n_inside / n_frames
+    return {
+        "frame_auc": frame_auc,
+        "mass_inside": mass,
+        "share_inside": float(share),
+        "lift": None if n_inside == 0 else mass / share,
+        "n_frames": n_frames,
+        "n_manipulated": n_inside,
+    }
+
+
+_LOCALISATION_KEYS = ("frame_auc", "mass_inside", "share_inside", "lift")
+
+
+def summarise_localisation(rows: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
+    """Average :func:`attention_localisation` results over videos.
+
+    For each of ``frame_auc``, ``mass_inside``, ``share_inside``, ``lift``: ``<key>_mean`` and
+    ``<key>_sd`` (sample sd, :func:`mean_sd`) over the videos where it is not None (both None if
+    there are none) and ``<key>_n`` that count. Also ``n_videos`` (rows that are not None) and
+    ``n_skipped`` (None rows, i.e. videos without scored frames). JSON-able.
+    """
+    rows = list(rows)
+    kept = [r for r in rows if r is not None]
+    out: dict[str, Any] = {"n_videos": len(kept), "n_skipped": len(rows) - len(kept)}
+    for key in _LOCALISATION_KEYS:
+        vals = [float(r[key]) for r in kept if r.get(key) is not None]
+        m, sd = mean_sd(vals) if vals else (None, None)
+        out[f"{key}_mean"], out[f"{key}_sd"], out[f"{key}_n"] = m, sd, len(vals)
     return out

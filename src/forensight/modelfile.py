@@ -84,6 +84,12 @@ class LoadedModel:
         """What the model reads."""
         return self.model_config.input_spec()
 
+    @property
+    def min_face_coverage(self) -> float:
+        """The face-coverage minimum the model was trained with (``TrainConfig.min_face_coverage``);
+        files written before it existed: 0 (any detection)."""
+        return float((self.payload.get("train_config") or {}).get("min_face_coverage", 0.0))
+
     def scoring_model(self) -> nn.Module:
         """The eval-only model every scoring call uses (built once, then reused)."""
         if self._fast is None:

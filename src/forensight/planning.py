@@ -20,8 +20,12 @@ The policy:
    never spans a gap; leftover frames at the end of a run are reported. ``max_clips`` (> 0) keeps
    that many clips, evenly spread.
 
-A video with no observed face has no plan (``reason="no_face"``); one whose span holds no whole
-clip has none either (``reason="too_short"``).
+A video with no observed face has no plan (``reason="no_face"``); nor has one in which the face
+was detected in fewer than ``min_coverage`` of the sampled frames (``reason="low_face_coverage"``:
+a single false detection would otherwise be held over every frame and become a whole "face"
+video), nor one whose span holds no whole clip (``reason="too_short"``). The coverage threshold is
+set when a model is trained (``TrainConfig.min_face_coverage``, default 0.25), stored in its model
+file, and applied by training, ``evaluate`` and ``detect`` alike.
 """
 
 from __future__ import annotations
@@ -112,7 +116,7 @@ def frame_step(pp: PreprocessConfig) -> int | None:
 
 
 def plan_clips(frame_indices: np.ndarray, observed: np.ndarray, spec: InputSpec, *, step: int | None = None,
-               max_frames: int = 0, max_clips: int = 0) -> ClipPlan:
+               max_frames: int = 0, max_clips: int = 0, min_coverage: float = 0.0) -> ClipPlan:
     """Plan the clips of one video (see the module docstring for the policy).
 
     Args:
@@ -123,6 +127,8 @@ def plan_clips(frame_indices: np.ndarray, observed: np.ndarray, spec: InputSpec,
             clip model never cross a place where the step is broken. None: no such constraint.
         max_frames: only frames numbered below this (0 = all).
         max_clips: keep at most this many clips, evenly spread (0 = all).
+        min_coverage: the least fraction of the (``max_frames``-limited) sampled frames in which the
+            face must have been detected (0 = any single detection suffices).
     """
     idx = np.asarray(frame_indices, np.int64).reshape(-1)
     obs = np.asarray(observed, bool).reshape(-1)
@@ -136,6 +142,12 @@ def plan_clips(frame_indices: np.ndarray, observed: np.ndarray, spec: InputSpec,
         return ClipPlan(num_positions=n, limit=limit, reason="no_face",
                         message=f"no face detected in any of the {limit} sampled frames{where}")
     lo, hi = int(seen[0]), int(seen[-1])
+    coverage = seen.size / max(limit, 1)
+    if coverage < min_coverage:
+        return ClipPlan(num_positions=n, span=(lo, hi), limit=limit, reason="low_face_coverage",
+                        message=(f"the face was detected in only {seen.size} of {limit} sampled frames "
+                                 f"({100 * coverage:.0f}%, below the model's minimum of {100 * min_coverage:.0f}%): "
+                                 "too little to tell a face track from a stray detection"))
     if spec.clip_len is None:
         clips = [(lo, hi + 1)]
     else:

@@ -2,13 +2,14 @@
 
 Per video (``process_video``):
   1. index the file (packets only) and choose the frame numbers to sample;
-  2. pass 1: decode the sampled frames in one forward pass; per frame detect faces on a
-     downscaled copy and predict 68 landmarks for each detection on the native frame;
+  2. decode the sampled frames in one forward pass; per frame detect faces on a downscaled copy
+     and predict 68 landmarks for each detection on the native frame; every decoded frame goes
+     into a ``video.FrameStore`` (RAM up to ``buffer_mb``, then an anonymous temporary file), so
+     every frame is decoded once and memory stays bounded for any length and resolution;
   3. link detections into tracks, keep one subject, interpolate gaps, smooth over time;
-  4. cut every region from the native-resolution frame (pass 2).
-When the sampled frames fit ``buffer_mb`` (always for 32-frame linear sampling at 1080p) they are
-kept from pass 1, so the video is decoded once; otherwise pass 2 decodes again, streaming, so a
-worker's memory stays bounded whatever the video's length.
+  4. cut every region from the stored native-resolution frames, in order, freeing each.
+A file shorter than its container declares is flagged ``truncated`` (``on_truncated``: "warn"
+scores the surviving frames and records a warning, "fail" refuses it).
 
 Over many videos (``run_preprocess``): worker processes, ``shard=(i, n)`` for cluster job arrays,
 resume (finished and failed videos are skipped), a progress bar, a failure log, and a summary.
@@ -34,7 +35,7 @@ import numpy as np
 from forensight.cache import Cache
 from forensight.config import PreprocessConfig
 from forensight.records import FaceTrack, PreprocessError, SampledFrames, VideoRecord
-from forensight.video import VideoIndex, index_video, iter_frames, prefetch, sample_indices
+from forensight.video import FrameStore, VideoIndex, index_video, iter_frames, prefetch, sample_indices
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,11 @@ class ProcessedVideo:
     """Everything preprocessing produces for one video (before it is written).
 
     ``regions`` maps region → uint8 (T, h, w, c); ``timings`` maps stage → seconds.
+    ``warnings``: problems that did not stop the video, each ``{"code": ..., "message": ...}``
+    (code "truncated": the file ends before its declared length and only its surviving prefix
+    was processed; ``truncated`` then holds the counts, see ``video.Truncation.to_dict``).
+    ``frame_store``: how the sampled native frames were held between detection and cropping
+    (``{"in_memory": n, "spilled": m}`` frames; see ``process_video``).
     """
 
     record: VideoRecord
@@ -55,6 +61,13 @@ class ProcessedVideo:
     track: FaceTrack
     regions: dict[str, np.ndarray]
     timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    frame_store: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def truncated(self) -> dict[str, Any] | None:
+        """Frames found vs declared when the file is truncated, else None."""
+        return None if self.index.truncation is None else self.index.truncation.to_dict()
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"indices": self.frames_idx.astype(np.int64), "timestamps": self.timestamps.astype(np.float64),
@@ -67,7 +80,10 @@ class ProcessedVideo:
                 "num_other_tracks": int(self.track.num_other_tracks),
                 "video": {"width": info.width, "height": info.height, "fps": info.fps,
                           "num_frames": info.num_frames, "duration_s": info.duration_s,
-                          "rotation": info.rotation, "codec": info.codec},
+                          "rotation": info.rotation, "codec": info.codec,
+                          "declared_frames": self.index.declared_frames, "declared_s": self.index.declared_s},
+                "truncated": self.truncated, "warnings": [dict(w) for w in self.warnings],
+                "frame_store": dict(self.frame_store),
                 "timings_s": {k: round(v, 4) for k, v in self.timings.items()}}
 
 
@@ -82,9 +98,14 @@ class _Timer:
 
 
 def _detect_pass(
-    frames: Iterable[tuple[int, float, np.ndarray]], cfg: PreprocessConfig, keep: bool, timer: _Timer,
-) -> tuple[list[int], list[float], list[Any], list[np.ndarray]]:
-    """Pass 1: detections + landmarks for every sampled frame; optionally keep the frames."""
+    frames: Iterable[tuple[int, float, np.ndarray]], cfg: PreprocessConfig, store: FrameStore | None,
+    timer: _Timer,
+) -> tuple[list[int], list[float], list[Any]]:
+    """Detections + landmarks for every sampled frame; each frame is then put in ``store`` (if given).
+
+    ``frames`` yields ``(frame number, timestamp s, uint8 RGB (H, W, 3))``. Returns frame
+    numbers, timestamps and per frame ``(boxes (N, 4), scores (N,), landmarks (N, 68, 2))``.
+    """
     from forensight.faces.detectors import get_detector
     from forensight.faces.landmarks import get_landmark_predictor
     from forensight.faces.sequence import SequenceFaceDetector
@@ -96,7 +117,6 @@ def _detect_pass(
     nums: list[int] = []
     times: list[float] = []
     dets: list[Any] = []
-    kept: list[np.ndarray] = []
     t = time.perf_counter()
     for num, ts, rgb in frames:
         t = timer.add("decode", t)
@@ -107,9 +127,9 @@ def _detect_pass(
         nums.append(num)
         times.append(ts)
         dets.append((boxes, scores, lms))
-        if keep:
-            kept.append(rgb)
-    return nums, times, dets, kept
+        if store is not None:
+            store.append(rgb)
+    return nums, times, dets
 
 
 def _crop_all(frames: Iterable[np.ndarray], track: FaceTrack, lips: tuple[np.ndarray, np.ndarray] | None,
@@ -120,7 +140,7 @@ def _crop_all(frames: Iterable[np.ndarray], track: FaceTrack, lips: tuple[np.nda
     out: dict[str, list[np.ndarray]] = {r: [] for r in cfg.regions}
     t = time.perf_counter()
     for i, rgb in enumerate(frames):
-        t = timer.add("decode", t)
+        t = timer.add("store", t)  # waiting for the frame: 0 from RAM, a disk read when it was spilled
         crops = crop_regions(rgb, track.landmarks[i], track.boxes[i], cfg)
         for name, crop in crops.items():
             out[name].append(crop)
@@ -155,13 +175,29 @@ def _track(dets: list[Any], nums: list[int], cfg: PreprocessConfig) -> tuple[Fac
         from forensight.regions import smooth_lips_landmarks
 
         raw = track.raw_landmarks if track.raw_landmarks is not None else track.landmarks
-        lips = (smooth_lips_landmarks(raw, cfg.lips_smooth_window, frame_indices=idx), raw)
+        lips = (smooth_lips_landmarks(raw, cfg.lips_smooth_window, frame_indices=idx, mode=cfg.lips_smooth_mode),
+                raw)
     return track, lips
 
 
 def process_video(record: VideoRecord, cfg: PreprocessConfig, buffer_mb: float = 768.0,
                   threads: int = 0, overlap: bool = True) -> ProcessedVideo:
     """Preprocess one video (see the module docstring); raises ``PreprocessError`` on bad input.
+
+    One decode, bounded memory. The sampled frames are decoded exactly once, in one forward
+    pass (``video.iter_frames``). Each decoded frame goes through detection and landmarks and is
+    then put in a ``video.FrameStore``: in RAM up to ``buffer_mb`` MiB, beyond that appended to
+    an anonymous temporary file. Tracking needs every frame's detections before any crop can be
+    cut (subject choice, gap interpolation and smoothing look at the whole track), so the frames
+    must be held until then; the store gives them back one by one for cropping, bit for bit.
+    Resident memory is therefore at most ``buffer_mb`` of frames + a few frames in flight
+    (decoder, prefetch queue of 4) + the outputs (crops, per-frame landmarks), whatever the
+    video's length; the temporary file takes ``H * W * 3`` bytes per frame beyond the budget.
+
+    Truncated files (``video.Truncation``: fewer frames than the container declares) follow
+    ``cfg.on_truncated``: "warn" processes the surviving prefix and records a warning (code
+    "truncated") in ``ProcessedVideo.warnings`` / the cached metadata; "fail" raises
+    ``PreprocessError("truncated", "... N of M declared frames ...")``.
 
     ``threads`` = decoder threads (0 = FFmpeg's choice); ``overlap`` decodes in a background
     thread while faces are detected (useful when a core is free: one process, or detect).
@@ -170,25 +206,31 @@ def process_video(record: VideoRecord, cfg: PreprocessConfig, buffer_mb: float =
     timer = _Timer(timings)
     t0 = time.perf_counter()
     idx = index_video(record.path, max_side=cfg.max_side)
+    warnings: list[dict[str, str]] = []
+    if idx.truncation is not None:
+        msg = idx.truncation.message(record.path)
+        if cfg.on_truncated == "fail":
+            raise PreprocessError("truncated", msg)
+        log.warning("%s (on_truncated='warn': processing the surviving prefix)", msg)
+        warnings.append({"code": "truncated", "message": msg})
     wanted = sample_indices(idx.info.num_frames, cfg)
     timer.add("index", t0)
     if cfg.input == "mouth_crops":
-        return _process_mouth_crops(record, cfg, idx, wanted, timer, threads)
-    frame_mb = idx.info.width * idx.info.height * 3 / 2**20
-    keep = wanted.size * frame_mb <= buffer_mb
-    decoded = iter_frames(record.path, wanted, index=idx, threads=threads)
-    nums, times, dets, kept = _detect_pass(prefetch(decoded) if overlap else decoded, cfg, keep, timer)
+        pv = _process_mouth_crops(record, cfg, idx, wanted, timer, threads)
+        pv.warnings.extend(warnings)
+        return pv
+    with FrameStore(int(buffer_mb * 2**20)) as store:
+        decoded = iter_frames(record.path, wanted, index=idx, threads=threads)
+        nums, times, dets = _detect_pass(prefetch(decoded) if overlap else decoded, cfg, store, timer)
+        held = {"in_memory": store.num_in_memory, "spilled": store.num_spilled}
 
-    t = time.perf_counter()
-    track, lips = _track(dets, nums, cfg)
-    timer.add("track", t)
-
-    frames: Iterable[np.ndarray] = kept if keep else (f for _, _, f in iter_frames(
-        record.path, np.asarray(nums), index=idx, threads=threads))
-    regions = _crop_all(frames, track, lips, cfg, timer)
+        t = time.perf_counter()
+        track, lips = _track(dets, nums, cfg)
+        timer.add("track", t)
+        regions = _crop_all(store.drain(), track, lips, cfg, timer)
     return ProcessedVideo(record=record, index=idx, frames_idx=np.asarray(nums, np.int64),
                           timestamps=np.asarray(times, np.float64), track=track, regions=regions,
-                          timings=timings)
+                          timings=timings, warnings=warnings, frame_store=held)
 
 
 def _process_mouth_crops(record: VideoRecord, cfg: PreprocessConfig, idx: VideoIndex, wanted: np.ndarray,
@@ -222,7 +264,7 @@ def process_frames(frames: SampledFrames, cfg: PreprocessConfig) -> tuple[FaceTr
     """Preprocess frames already in memory (uint8 (T,H,W,3) RGB): the face track and region crops."""
     timer = _Timer({})
     items = zip(frames.indices.tolist(), frames.timestamps.tolist(), frames.frames)
-    nums, _, dets, _ = _detect_pass(items, cfg, False, timer)
+    nums, _, dets = _detect_pass(items, cfg, None, timer)
     track, lips = _track(dets, nums, cfg)
     return track, _crop_all(iter(frames.frames), track, lips, cfg, timer)
 
@@ -231,7 +273,13 @@ def process_frames(frames: SampledFrames, cfg: PreprocessConfig) -> tuple[FaceTr
 
 @dataclass
 class PreprocessSummary:
-    """What a preprocessing run did; ``failures`` maps video id → (reason, message)."""
+    """What a preprocessing run did, counting every candidate path of the shard exactly once.
+
+    ``total`` = candidates found in this shard = ``done + failed + skipped``; ``skipped_reasons``
+    maps why a candidate was skipped (``done_before``: already in the cache, ``failed_before``: an
+    earlier failure, not retried) → count; ``failures`` maps video id → (reason, message) of this
+    run's failures; ``seconds`` = wall time; ``stage_seconds`` = summed per-stage seconds.
+    """
 
     root: Path
     total: int = 0
@@ -241,10 +289,20 @@ class PreprocessSummary:
     failures: dict[str, tuple[str, str]] = field(default_factory=dict)
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    skipped_reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def accounted(self) -> int:
+        """``done + failed + skipped``: equals ``total`` when every candidate was counted once."""
+        return self.done + self.failed + self.skipped
 
     def __str__(self) -> str:
-        head = (f"preprocess: {self.total} videos in this shard: {self.done} done, {self.skipped} skipped "
-                f"(already in the cache), {self.failed} failed  [{self.seconds:.1f} s] -> {self.root}")
+        why = ", ".join(f"{k}={v}" for k, v in sorted(self.skipped_reasons.items()))
+        check = ("every candidate counted once" if self.accounted == self.total
+                 else f"MISCOUNT: {self.accounted} accounted for, {self.total} found")
+        head = (f"preprocess: {self.total} found in this shard = {self.done} done + {self.failed} failed + "
+                f"{self.skipped} skipped{f' ({why})' if why else ''}; {check}  [{self.seconds:.1f} s] "
+                f"-> {self.root}")
         lines = [head]
         if self.failures:
             reasons = Counter(r for r, _ in self.failures.values())
@@ -265,12 +323,38 @@ def shard_records(records: Sequence[VideoRecord], shard: tuple[int, int]) -> lis
     return ordered[i::n]
 
 
-def _work(args: tuple[VideoRecord, PreprocessConfig, str, float, int]) -> tuple[str, str, str, str, dict]:
-    """Worker: process and write one video. Returns (video_id, status, reason, message, timings)."""
-    record, cfg, root, buffer_mb, threads = args
+def _work(args: tuple[VideoRecord, PreprocessConfig, str, float, int, str]
+          ) -> tuple[str, str, str, str, dict]:
+    """Worker: process and write one video. Returns (video_id, status, reason, message, timings).
+
+    ``args`` = (record, config, cache root, decode buffer in MiB, decoder threads, crash_on).
+    The path is checked first (``input_file_error``: a folder, named pipe or dangling link is
+    never opened), and a still image is told from a video (``still_image_error``).
+    ``crash_on`` is a TEST-ONLY hook (from the environment variable ``CRASH_ENV``, read by
+    ``run_preprocess``): when it equals the record's name or file name, this process kills itself
+    with SIGKILL, as the out-of-memory killer would. "" = no hook.
+    """
+    record, cfg, root, buffer_mb, threads, crash_on = args
+    if crash_on and crash_on in (record.name, record.path.name):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
     cache = Cache(Path(root), cfg)
     try:
-        pv = process_video(record, cfg, buffer_mb=buffer_mb, threads=threads, overlap=threads != 1)
+        bad_input = input_file_error(record.path)
+        if bad_input is not None:
+            raise bad_input
+        try:
+            pv = process_video(record, cfg, buffer_mb=buffer_mb, threads=threads, overlap=threads != 1)
+        except PreprocessError as e:
+            if e.reason == "too_short":  # one frame of an image format: not a short video, no video at all
+                still = still_image_error(record.path)
+                if still is not None:
+                    raise still from e
+            raise
+        still = still_image_error(record.path, pv.index.info)
+        if still is not None:
+            raise still
         t = time.perf_counter()
         cache.write_entry(record, pv.arrays(), pv.regions, pv.meta())
         pv.timings["write"] = time.perf_counter() - t
@@ -299,6 +383,17 @@ def run_preprocess(records: Sequence[VideoRecord], root: str | Path, cfg: Prepro
                    buffer_mb: float = 768.0) -> PreprocessSummary:
     """Preprocess ``records`` into the cache at ``root`` (created if new; resumed if it exists).
 
+    Every record of the shard ends counted once in the summary (done, failed with a reason, or
+    skipped with a reason: ``done_before`` / ``failed_before``) and has one manifest row. Failure
+    reasons beyond those of ``PreprocessError``: ``not_regular_file`` (a folder, named pipe, socket
+    or device), ``dangling_link``, ``not_a_video`` (a still image), ``worker_crashed`` (the worker
+    process died on this video: out of memory or a native crash; see ``_run_pool``).
+
+    With ``workers`` >= 2 videos run in worker processes and a crashing worker costs only its own
+    video; with ``workers`` = 1 they run in this process (a native crash ends the run; the rerun
+    resumes). Shards may run concurrently on one cache root: each cleans only the temporary
+    directories of dead processes (``Cache.clean_partial``).
+
     Raises ``CacheConfigMismatch`` if ``root`` was made with another config. Videos already in
     the cache are skipped, and so are earlier failures unless ``retry_failed``.
     """
@@ -315,12 +410,16 @@ def run_preprocess(records: Sequence[VideoRecord], root: str | Path, cfg: Prepro
     summary = PreprocessSummary(root=Path(root), total=len(mine))
     todo = []
     for r in mine:
-        if cache.is_done(r.video_id) or (cache.is_failed(r.video_id) and not retry_failed):
+        why = ("done_before" if cache.is_done(r.video_id)
+               else "failed_before" if cache.is_failed(r.video_id) and not retry_failed else "")
+        if why:
             summary.skipped += 1
+            summary.skipped_reasons[why] = summary.skipped_reasons.get(why, 0) + 1
         else:
             todo.append(r)
     threads = 1 if workers > 1 else 0
-    jobs = [(r, cfg, str(cache.root), buffer_mb, threads) for r in todo]
+    crash_on = os.environ.get(CRASH_ENV, "")
+    jobs = [(r, cfg, str(cache.root), buffer_mb, threads, crash_on) for r in todo]
     bar = tqdm(total=len(jobs), desc="preprocess", unit="video", disable=not progress, dynamic_ncols=True)
     try:
         if workers <= 1:
@@ -330,16 +429,19 @@ def run_preprocess(records: Sequence[VideoRecord], root: str | Path, cfg: Prepro
             # can deadlock the children (seen in the full test suite); the server is clean.
             ctx = mp.get_context("forkserver")
             ctx.set_forkserver_preload(["forensight.preprocess", "cv2", "dlib"])
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
-                _consume(pool.map(_work, jobs, chunksize=1), summary, bar)
+            _run_pool(jobs, workers, ctx, cache, summary, bar)
     finally:
         bar.close()
         cache.write_manifest()
     summary.seconds = time.perf_counter() - t_start
+    if summary.accounted != summary.total:
+        raise RuntimeError(f"preprocess miscounted (a bug): {summary.total} videos in the shard but "
+                           f"{summary.done} done + {summary.failed} failed + {summary.skipped} skipped")
     return summary
 
 
 def _consume(results: Iterable[tuple], summary: PreprocessSummary, bar: Any) -> None:
+    """Count ``_work`` results (video_id, status, reason, message, timings) into ``summary``."""
     for vid, status, reason, msg, timings in results:
         if status == "ok":
             summary.done += 1
@@ -348,6 +450,182 @@ def _consume(results: Iterable[tuple], summary: PreprocessSummary, bar: Any) -> 
         else:
             summary.failed += 1
             summary.failures[vid] = (reason, msg)
-            log.warning("skipped %s: %s: %s", vid, reason, msg)
+            log.warning("failed %s: %s: %s", vid, reason, msg)
         bar.update(1)
         bar.set_postfix(done=summary.done, failed=summary.failed, refresh=False)
+
+
+# ---- integrity helpers: input checks, crash isolation ----------------------------------------------
+
+#: TEST-ONLY: a video name (``VideoRecord.name`` or file name) whose worker kills itself with SIGKILL,
+#: to exercise the crash handling of ``_run_pool``. Never set it outside tests.
+CRASH_ENV = "FORENSIGHT_TEST_CRASH_ON"
+
+#: Codecs of still-image formats: a one-frame stream in one of them is an image, not a video.
+STILL_IMAGE_CODECS = frozenset({
+    "png", "apng", "mjpeg", "jpegls", "jpeg2000", "jpegxl", "bmp", "tiff", "webp", "gif", "ppm", "pgm",
+    "pgmyuv", "pbm", "pam", "pcx", "sgi", "targa", "dpx", "exr", "qoi", "hdr", "xbm", "xpm", "xwd",
+    "sunrast", "pictor", "psd", "dds", "photocd", "jpeg",
+})
+
+
+def input_file_error(path: Path) -> PreprocessError | None:
+    """What is wrong with ``path`` before it is opened as a video, or None for a regular file.
+
+    Reasons: ``not_found`` (nothing there), ``dangling_link`` (a symbolic link to nothing, or a
+    link loop), ``not_regular_file`` (a folder, named pipe, socket or device: the message names
+    which; a named pipe would block a decoder forever), ``unreadable`` (no permission to look).
+    """
+    import stat
+
+    try:
+        lst = path.lstat()
+    except FileNotFoundError:
+        return PreprocessError("not_found", f"no such file: {path}")
+    except OSError as e:
+        return PreprocessError("unreadable", f"{path}: cannot be examined ({e})")
+    link = stat.S_ISLNK(lst.st_mode)
+    try:
+        st = path.stat() if link else lst
+    except FileNotFoundError:
+        return PreprocessError("dangling_link", f"{path} is a dangling symbolic link "
+                                                f"(to {os.readlink(path)!r}, which does not exist)")
+    except OSError as e:
+        return PreprocessError("dangling_link", f"{path} is a symbolic link that cannot be followed ({e})")
+    if stat.S_ISREG(st.st_mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"))
+    kind = next((name for test, name in kinds if test(st.st_mode)),
+                f"of file type {stat.S_IFMT(st.st_mode):o}")
+    via = f" (symbolic link to {os.readlink(path)!r})" if link else ""
+    return PreprocessError("not_regular_file", f"not a regular file: {path} is {kind}{via}")
+
+
+def still_image_error(path: Path, info: Any = None) -> PreprocessError | None:
+    """``not_a_video`` if ``path`` (probed unless ``info`` is given) is a still image, else None.
+
+    A still image = one frame in a still-image codec (``STILL_IMAGE_CODECS``), e.g. a PNG or
+    JPEG renamed ``.mp4``; FFmpeg opens it as a one-frame "video", which must not be reported
+    as a short video (``too_short``) or cached as one. A probe that fails gives None (the caller
+    keeps its own error). ``info`` is a ``records.VideoInfo``.
+    """
+    from forensight.video import probe
+
+    if info is None:
+        try:
+            info = probe(path)
+        except PreprocessError:
+            return None
+    if info.num_frames <= 1 and info.codec.lower() in STILL_IMAGE_CODECS:
+        return PreprocessError("not_a_video", f"not a video: {path} is a still image "
+                                              f"({info.num_frames} frame, {info.codec} codec, "
+                                              f"{info.width}x{info.height})")
+    return None
+
+
+def _run_pool(jobs: Sequence[tuple], workers: int, ctx: Any, cache: Cache, summary: PreprocessSummary,
+              bar: Any) -> None:
+    """Run ``jobs`` (``_work`` arguments) on ``workers`` processes; a crashing worker costs only its video.
+
+    At most ``workers`` jobs are in flight, so all of them are running. When a worker process
+    dies (SIGKILL from the out-of-memory killer, a segfault in native code) the pool breaks and
+    every job in flight fails with ``BrokenProcessPool`` without telling which one killed it.
+    Each of those is then run ALONE in a fresh process (``_run_alone``): the one that dies
+    again is recorded as failed with reason ``worker_crashed`` (path and exit signal in the
+    message); the others complete normally. A new pool takes the remaining jobs.
+    """
+    from collections import deque
+    from concurrent.futures import FIRST_COMPLETED, Future, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    queue = deque(jobs)
+    idle_breaks = 0  # pools that broke with no job in flight (an idle worker died)
+    while queue:
+        suspects: list[tuple] = []
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
+            running: dict[Future, tuple] = {}
+            while queue or running:
+                while queue and len(running) < workers and not suspects:
+                    try:
+                        fut = pool.submit(_work, queue[0])
+                    except BrokenProcessPool:
+                        break
+                    running[fut] = queue.popleft()
+                if not running:  # broken between jobs: no video to blame; a new pool takes the queue
+                    idle_breaks += 1
+                    if idle_breaks > 3:
+                        raise RuntimeError(f"worker pools keep breaking with no job running "
+                                           f"({len(queue)} videos left): worker processes cannot run here")
+                    break
+                _collect(wait(list(running), return_when=FIRST_COMPLETED)[0], running, suspects, summary, bar)
+                if suspects:  # the pool is broken: every job in flight ends, with a result or the error
+                    _collect(wait(list(running))[0], running, suspects, summary, bar)
+                    break
+        if suspects:
+            log.warning("a worker process died; running the %d video(s) it may have been processing "
+                        "one by one", len(suspects))
+            cache.clean_partial()  # the dead workers' half-written entries
+            for job in suspects:
+                _consume([_run_alone(job, ctx, cache)], summary, bar)
+            cache.clean_partial()
+
+
+def _collect(finished: Iterable[Any], running: dict[Any, tuple], suspects: list[tuple],
+             summary: PreprocessSummary, bar: Any) -> None:
+    """Count ``finished`` futures of ``running`` (future → job); the pool's victims go to ``suspects``."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    for fut in finished:
+        job = running.pop(fut)
+        exc = fut.exception()
+        if isinstance(exc, BrokenProcessPool):
+            suspects.append(job)
+        elif exc is not None:
+            raise exc
+        else:
+            _consume([fut.result()], summary, bar)
+
+
+def _run_alone(job: tuple, ctx: Any, cache: Cache) -> tuple[str, str, str, str, dict]:
+    """Run one ``_work`` job in a fresh process of ``ctx``; record ``worker_crashed`` if it dies.
+
+    Returns ``_work``'s result, or for a process that died before answering a failure with reason
+    ``worker_crashed`` whose message names the video's path and how the process ended.
+    """
+    import signal
+
+    record: VideoRecord = job[0]
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_solo_main, args=(job, send), daemon=True)
+    proc.start()
+    send.close()
+    try:
+        result = recv.recv()
+    except EOFError:  # the process died without answering
+        result = None
+    finally:
+        recv.close()
+    proc.join()
+    if result is not None:
+        return result
+    code = proc.exitcode
+    if code is not None and code < 0:
+        try:
+            how = f"killed by signal {-code} ({signal.Signals(-code).name})"
+        except ValueError:
+            how = f"killed by signal {-code}"
+    else:
+        how = f"exit status {code}"
+    msg = (f"the worker process died while processing {record.path} ({how}); run alone it died again: "
+           "out of memory (the OOM killer sends SIGKILL) or a crash in native decoding / face-detection code")
+    cache.write_failure(record, "worker_crashed", msg)
+    return record.video_id, "failed", "worker_crashed", msg, {}
+
+
+def _solo_main(job: tuple, conn: Any) -> None:
+    """Entry point of ``_run_alone``'s process: run ``_work(job)`` and send its result on ``conn``."""
+    _init_worker()
+    conn.send(_work(job))
+    conn.close()

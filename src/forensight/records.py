@@ -10,6 +10,7 @@ frame, x to the right and y down; boxes are ``(x0, y0, x1, y1)`` floats.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,9 +46,26 @@ def qualified_id(dataset: str, method: str, compression: str, name: str) -> str:
     return "/".join(parts)
 
 
+#: Characters of the readable part of an entry name, and hex digits of the id hash after it.
+SAFE_STEM_CHARS = 100
+SAFE_HASH_DIGITS = 10
+
+
 def safe_name(video_id: str) -> str:
-    """A file-system safe, collision-free name for a qualified id (``/`` → ``__``)."""
-    return _SAFE.sub("-", video_id.replace("/", "__"))
+    """A file-system safe, collision-free name for a qualified id: ``<readable stem>-<hash>``.
+
+    The stem is the id with ``/`` written ``__`` and every run of characters outside
+    ``[A-Za-z0-9._-]`` written ``-`` (a leading ``.`` becomes ``_``, so no entry is hidden or looks
+    like a temporary ``.tmp-`` directory), cut to ``SAFE_STEM_CHARS`` characters. The stem alone is
+    ambiguous (``clip 1`` and ``clip-1``, or ``视频1`` and ``影片1``, share it), so the first
+    ``SAFE_HASH_DIGITS`` hex digits of the SHA-256 of the full id (UTF-8) follow it:
+    ``synthetic/original/c23/000`` → ``synthetic__original__c23__000-<10 hex digits>``.
+    """
+    stem = _SAFE.sub("-", video_id.replace("/", "__"))[:SAFE_STEM_CHARS]
+    if stem.startswith("."):
+        stem = "_" + stem[1:]
+    digest = hashlib.sha256(video_id.encode("utf-8")).hexdigest()[:SAFE_HASH_DIGITS]
+    return f"{stem}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -62,6 +80,10 @@ class VideoRecord:
         method: manipulation method ("original" for real videos).
         compression: "c0", "c23", "c40" or "raw".
         name: the video's name inside its method (e.g. "000_003").
+        manipulated_frames: ground truth of WHEN a fake is manipulated: the 0-based source frame
+            numbers of the frames the generator changed, sorted and unique (the synthetic dataset's
+            ``dataset.json`` gives them); None = unknown (real datasets) and for real videos; an
+            empty tuple only for a fake whose metadata lists no manipulated frame.
     """
 
     path: Path
@@ -71,6 +93,7 @@ class VideoRecord:
     method: str
     compression: str
     name: str
+    manipulated_frames: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.label not in (REAL, FAKE):
@@ -78,6 +101,22 @@ class VideoRecord:
         if self.split not in SPLITS + ("",):
             raise ValueError(f"split must be one of {SPLITS} or '', got {self.split!r}")
         object.__setattr__(self, "path", Path(self.path))
+        if self.manipulated_frames is not None:
+            object.__setattr__(self, "manipulated_frames", self._frame_numbers(self.manipulated_frames))
+
+    @staticmethod
+    def _frame_numbers(values: Any) -> tuple[int, ...]:
+        """``values`` (an iterable of non-negative integers) as a sorted tuple of unique ints."""
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            raise TypeError(f"manipulated_frames must be a sequence of frame numbers, got {values!r}")
+        out: set[int] = set()
+        for v in values:
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+                raise TypeError(f"manipulated_frames: frame numbers must be integers, got {v!r}")
+            if v < 0:
+                raise ValueError(f"manipulated_frames: frame numbers must be >= 0, got {v}")
+            out.add(int(v))
+        return tuple(sorted(out))
 
     @property
     def video_id(self) -> str:
@@ -86,6 +125,7 @@ class VideoRecord:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["path"] = str(self.path)
+        d["manipulated_frames"] = None if self.manipulated_frames is None else list(self.manipulated_frames)
         d["video_id"] = self.video_id
         return d
 
@@ -99,6 +139,7 @@ class VideoRecord:
             method=str(d["method"]),
             compression=str(d.get("compression", "raw")),
             name=str(d["name"]),
+            manipulated_frames=None if d.get("manipulated_frames") is None else tuple(d["manipulated_frames"]),
         )
 
 

@@ -5,8 +5,8 @@ Coordinates. Landmarks are ``(x, y)`` pixel *centres* (pixel ``i`` is centred on
 columns 10..19 is ``x0 = 10, x1 = 20``). Boxes built from landmarks add the half-pixel shift.
 
 Regions (``cfg.regions``; every crop is square, uint8 RGB ``(size, size, 3)``, cut from the
-native-resolution frame and resized with ``cv2.INTER_AREA`` when shrinking, ``cv2.INTER_CUBIC``
-when enlarging):
+native-resolution frame by :func:`crop_box` and resized with ``cv2.INTER_AREA`` when shrinking,
+``cv2.INTER_CUBIC`` when enlarging, i.e. when either side of the source box is under ``size``):
 
 * ``frame``: the whole frame resized to ``size x size``. The aspect ratio is **not** kept (a
   16:9 frame is squeezed horizontally); nothing is padded or cut away.
@@ -17,15 +17,30 @@ when enlarging):
 * ``mouth``: square around the bounding box of the mouth (48-67); side = its longer side +
   ``2 * MOUTH_MARGIN * iod`` (enough to include the philtrum and the top of the chin).
 
+* ``eyes_band``: the top ``BAND_FRACTION`` (35 %) of the rows of the ``full`` box, full width.
+* ``mouth_band``: the bottom ``BAND_FRACTION`` (35 %) of the rows of the ``full`` box, full width.
+
 ``iod`` is the inter-ocular distance (between the centres of landmarks 36-41 and 42-47), so the
 eyes and mouth boxes scale with the face rather than being fixed pixel windows.
+
+Bands (the seed paper's geometry, beside the landmark-based ``eyes`` / ``mouth``). The bands use
+no landmarks: they are fixed horizontal strips of the very box ``full`` uses (face box + margin).
+That box is first snapped to whole pixels exactly as :func:`crop_box` snaps it for ``full``
+(:func:`snap_box`, ``S x S`` pixels), then the band keeps ``round(BAND_FRACTION * S)`` rows at its
+top (``eyes_band``) or bottom (``mouth_band``), so each band is exactly the first / last rows of
+the ``full`` crop's source pixels. The ``S x 0.35 S`` band is **stretched** to the square
+``size x size`` output (about 2.9x vertically; the aspect ratio is not kept), as the seed's
+224x224 inputs were. Since the band is under ``size`` rows for all but large faces, it is usually
+resized with ``cv2.INTER_CUBIC`` (the rule above: area only when *both* sides shrink). Bands
+reaching past the frame are padded with black like ``full``: same box, same :func:`crop_box`.
 
 Borders. A box reaching past the frame is **padded with black** (zeros); it is never shifted or
 shrunk to fit, so a region always shows the same part of the face at the same place.
 
 Lips (``"lips"``, LipForensics / mpc001 lip-reading geometry; see :func:`align_lips`): the
 frame is mapped by a similarity transform estimated from landmarks 33, 36, 39, 42, 45 (smoothed
-over 12 frames, :func:`smooth_lips_landmarks`) onto the same points of the 20-words mean face
+over 12 frames, :func:`smooth_lips_landmarks`; a forward window by default, as the official code,
+or a centred one: ``PreprocessConfig.lips_smooth_mode``) onto the same points of the 20-words mean face
 in a 256x256 reference frame, and a 96x96 grayscale patch is cut around the transformed mouth.
 """
 
@@ -43,11 +58,15 @@ from forensight.faces.landmarks import EYES_AND_BROWS, LEFT_EYE, LIPFORENSICS_ST
 from forensight.records import FaceTrack
 
 __all__ = [
+    "BAND_FRACTION",
+    "BAND_REGIONS",
     "CROP_REGIONS",
     "EYES_MARGIN",
     "LIPS_REFERENCE_SIZE",
+    "LIPS_SMOOTH_MODES",
     "MOUTH_MARGIN",
     "align_lips",
+    "band_box",
     "crop_box",
     "crop_lips",
     "crop_regions",
@@ -57,10 +76,15 @@ __all__ = [
     "region_box",
     "similarity_transform",
     "smooth_lips_landmarks",
+    "snap_box",
 ]
 
 #: Regions cut as RGB boxes (everything but the aligned "lips").
-CROP_REGIONS = ("frame", "full", "eyes", "mouth")
+CROP_REGIONS = ("frame", "full", "eyes", "mouth", "eyes_band", "mouth_band")
+#: The seed paper's band regions, each a horizontal strip of the ``full`` box.
+BAND_REGIONS = ("eyes_band", "mouth_band")
+#: Height of the ``eyes_band`` / ``mouth_band`` strips, as a fraction of the ``full`` box's rows (seed: 35 %).
+BAND_FRACTION = 0.35
 #: Margin of the eyes box on each side, as a fraction of the inter-ocular distance.
 EYES_MARGIN = 0.15
 #: Margin of the mouth box on each side, as a fraction of the inter-ocular distance.
@@ -93,6 +117,54 @@ def _landmark_square(points: np.ndarray, margin: float) -> np.ndarray:
     return _square(float(c[0]), float(c[1]), max(side, 1.0))
 
 
+def snap_box(box: np.ndarray) -> tuple[int, int, int, int]:
+    """The whole-pixel box :func:`crop_box` cuts for ``box``.
+
+    ``x0`` is rounded half up (``floor(x0 + 0.5)``) and the width is ``max(1, round(x1 - x0))``;
+    the same for y. The result may reach past the frame.
+
+    Args:
+        box: ``(4,)`` ``(x0, y0, x1, y1)`` pixel-edge box, native pixels.
+
+    Returns:
+        int ``(ix0, iy0, ix1, iy1)`` pixel edges, ``ix1 - ix0 >= 1`` and ``iy1 - iy0 >= 1``.
+    """
+    x0, y0, x1, y1 = (float(v) for v in np.asarray(box, np.float64).reshape(4))
+    if not np.isfinite([x0, y0, x1, y1]).all():
+        raise ValueError(f"box has non-finite coordinates: {box}")
+    ix0, iy0 = int(np.floor(x0 + 0.5)), int(np.floor(y0 + 0.5))
+    w, h = max(1, round(x1 - x0)), max(1, round(y1 - y0))
+    return ix0, iy0, ix0 + w, iy0 + h
+
+
+def band_box(full_box: np.ndarray, band: str, fraction: float = BAND_FRACTION) -> np.ndarray:
+    """The seed paper's eyes / mouth band: the top or bottom ``fraction`` of the rows of ``full_box``.
+
+    ``full_box`` is snapped to whole pixels by :func:`snap_box` (``S`` rows, as :func:`crop_box`
+    cuts it for "full") and ``max(1, round(fraction * S))`` rows are kept at its top
+    ("eyes_band") or bottom ("mouth_band"), all of its columns. The band is returned in whole
+    pixels, so :func:`crop_box` cuts exactly those rows of the ``full`` crop's source pixels.
+
+    Args:
+        full_box: ``(4,)`` ``(x0, y0, x1, y1)`` box of the "full" region, native pixels.
+        band: "eyes_band" (top rows) or "mouth_band" (bottom rows).
+        fraction: band height as a fraction of the box height, in ``(0, 1]``.
+
+    Returns:
+        float32 ``(4,)`` ``(x0, y0, x1, y1)`` with integer values; not square (``S`` wide,
+        about ``fraction * S`` high). It may reach past the frame.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"band fraction must be in (0, 1], got {fraction}")
+    ix0, iy0, ix1, iy1 = snap_box(full_box)
+    rows = min(iy1 - iy0, max(1, round(fraction * (iy1 - iy0))))
+    if band == "eyes_band":
+        return np.array([ix0, iy0, ix1, iy0 + rows], np.float32)
+    if band == "mouth_band":
+        return np.array([ix0, iy1 - rows, ix1, iy1], np.float32)
+    raise ValueError(f"unknown band {band!r}; choose one of {list(BAND_REGIONS)}")
+
+
 def region_box(
     region: str,
     landmarks: np.ndarray,
@@ -100,17 +172,20 @@ def region_box(
     frame_shape: Sequence[int],
     cfg: PreprocessConfig,
 ) -> np.ndarray:
-    """Square box of ``region`` in native pixels.
+    """Box of ``region`` in native pixels.
 
     Args:
-        region: "frame", "full", "eyes" or "mouth" (for "lips" use :func:`align_lips`).
-        landmarks: float ``(68, 2)`` iBUG landmarks, native pixels.
+        region: "frame", "full", "eyes", "mouth", "eyes_band" or "mouth_band" (for "lips" use
+            :func:`align_lips`).
+        landmarks: float ``(68, 2)`` iBUG landmarks, native pixels (unused by "frame", "full"
+            and the bands).
         face_box: ``(4,)`` detector box ``(x0, y0, x1, y1)``, native pixels.
         frame_shape: ``(H, W, ...)`` of the native frame.
-        cfg: supplies ``face_margin`` for "full".
+        cfg: supplies ``face_margin`` for "full" and the bands.
 
     Returns:
-        float32 ``(4,)`` ``(x0, y0, x1, y1)``; square except for "frame" (= ``(0, 0, W, H)``).
+        float32 ``(4,)`` ``(x0, y0, x1, y1)``; square except for "frame" (= ``(0, 0, W, H)``)
+        and the bands (whole-pixel strips of the "full" box, see :func:`band_box`).
         It may reach past the frame (see :func:`crop_box`).
     """
     lm = np.asarray(landmarks, np.float64).reshape(68, 2)
@@ -125,6 +200,8 @@ def region_box(
         return _landmark_square(lm[list(EYES_AND_BROWS)], EYES_MARGIN * _iod(lm))
     if region == "mouth":
         return _landmark_square(lm[list(MOUTH)], MOUTH_MARGIN * _iod(lm))
+    if region in BAND_REGIONS:
+        return band_box(region_box("full", lm, face_box, frame_shape, cfg), region)
     if region == "lips":
         raise ValueError("the 'lips' region is an aligned crop, not a box: use align_lips / crop_lips")
     raise ValueError(f"unknown region {region!r}; choose one of {list(CROP_REGIONS)} or 'lips'")
@@ -133,10 +210,11 @@ def region_box(
 def crop_box(frame: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
     """Cut ``box`` out of ``frame`` and resize it to ``size x size``.
 
-    The box is snapped to whole pixels (``x0`` rounded, width ``round(x1 - x0)``, same for y).
-    Parts of the box outside the frame are filled with zeros (black): the box is never shifted
-    or clipped to fit. Shrinking uses ``cv2.INTER_AREA``; enlarging (either side smaller than
-    ``size``) uses ``cv2.INTER_CUBIC``. A non-square box is stretched to the square output.
+    The box is snapped to whole pixels by :func:`snap_box` (``x0`` rounded, width
+    ``round(x1 - x0)``, same for y). Parts of the box outside the frame are filled with zeros
+    (black): the box is never shifted or clipped to fit. Shrinking uses ``cv2.INTER_AREA``;
+    enlarging (either side smaller than ``size``) uses ``cv2.INTER_CUBIC``. A non-square box
+    (the "frame" region, the bands) is stretched to the square output.
 
     Args:
         frame: uint8 ``(H, W, C)`` native-resolution frame (normally RGB, C = 3).
@@ -150,12 +228,8 @@ def crop_box(frame: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
     if frame.ndim != 3:
         raise ValueError(f"expected a (H, W, C) frame, got shape {frame.shape}")
     fh, fw, ch = frame.shape
-    x0, y0, x1, y1 = (float(v) for v in np.asarray(box, np.float64).reshape(4))
-    if not np.isfinite([x0, y0, x1, y1]).all():
-        raise ValueError(f"box has non-finite coordinates: {box}")
-    ix0, iy0 = int(np.floor(x0 + 0.5)), int(np.floor(y0 + 0.5))
-    w, h = max(1, round(x1 - x0)), max(1, round(y1 - y0))
-    ix1, iy1 = ix0 + w, iy0 + h
+    ix0, iy0, ix1, iy1 = snap_box(box)
+    w, h = ix1 - ix0, iy1 - iy0
     if ix0 >= 0 and iy0 >= 0 and ix1 <= fw and iy1 <= fh:
         patch = frame[iy0:iy1, ix0:ix1]
     else:
@@ -182,6 +256,9 @@ def crop_regions(
         landmarks: ``(68, 2)`` landmarks of the subject in that frame.
         face_box: ``(4,)`` face box of the subject in that frame.
         cfg: the preprocessing config (regions, size, face_margin).
+
+    The bands are strips of the "full" box of the same frame (:func:`band_box`), cut from the
+    frame by the same :func:`crop_box` as every other region.
     """
     out: dict[str, np.ndarray] = {}
     for region in cfg.regions:
@@ -245,25 +322,33 @@ def lips_transform(smoothed_landmarks: np.ndarray) -> np.ndarray:
     return similarity_transform(lm[idx], mean_face()[idx])
 
 
+#: Window placements of :func:`smooth_lips_landmarks` ("forward" = the official LipForensics one).
+LIPS_SMOOTH_MODES = ("forward", "centred")
+
+
 def smooth_lips_landmarks(
-    landmarks: np.ndarray, window: int = 12, frame_indices: np.ndarray | None = None
+    landmarks: np.ndarray,
+    window: int = 12,
+    frame_indices: np.ndarray | None = None,
+    mode: str = "centred",
 ) -> np.ndarray:
     """Temporal landmark smoothing of the LipForensics mouth alignment.
 
-    ``out[t]`` is the plain mean of ``window`` consecutive frames, centred on ``t`` (frames
-    ``t - window // 2 .. t + (window - 1) // 2``, i.e. ``t-6 .. t+5`` for 12). Near the ends
-    the window keeps its full length and slides inside the sequence (frames ``0 .. window-1``
-    for the first frames, the last ``window`` frames for the last ones); a sequence shorter
-    than ``window`` is averaged whole.
+    ``out[t]`` is the plain mean of ``window`` consecutive frames ``s .. s + window - 1``; the
+    window always keeps its full length inside the sequence. ``mode`` places it:
 
-    Deliberate difference from the official code (LipForensics ``crop_mouths.py``, taken from
-    mpc001's ``crop_mouth_from_video.py``): its deque loop averages frames ``t .. t+window-1``
-    for frame ``t`` (a *forward* window centred half a window later, so the alignment leads the
-    motion by ~5.5 frames), reuses the transform of the last full window for the final
-    ``window - 1`` frames, and fails (``trans`` undefined) on sequences shorter than ``window``.
-    Here ``out[t]`` equals the official smoothed landmarks of frame
-    ``clip(t - window // 2, 0, T - window)``: identical windows, but centred; the first and last
-    frames get exactly the official first / last window.
+    * ``"forward"`` (the official LipForensics ``crop_mouths.py`` / mpc001
+      ``crop_mouth_from_video.py`` deque loop): ``s = min(t, T - window)``, i.e. frame ``t``
+      averages ``t .. t+11`` for 12, and each of the last ``window - 1`` frames reuses the
+      last full window ``T-12 .. T-1`` (the official code keeps the transform of the last full
+      window for the frames left in its queue; it does *not* average the shorter ``t .. T-1``).
+      The alignment leads the motion by ~5.5 frames.
+    * ``"centred"``: ``s = clip(t - window // 2, 0, T - window)``, i.e. ``t-6 .. t+5`` for 12:
+      the same windows as the official code, shifted half a window so none leads the motion;
+      the first and last frames get exactly the official first / last window.
+
+    A sequence of at most ``window`` frames is averaged whole in both modes (the official code
+    fails on it: its transform is undefined).
 
     Args:
         landmarks: float ``(T, 68, 2)`` per-frame landmarks (gaps already filled).
@@ -271,12 +356,17 @@ def smooth_lips_landmarks(
         frame_indices: optional int ``(T,)`` source frame numbers; when given, each run of
             consecutive numbers (e.g. each 25-frame clip) is smoothed on its own so frames
             that are not neighbours in the video are never averaged together.
+        mode: "forward" or "centred" (see above). The preprocessing pipeline passes
+            ``PreprocessConfig.lips_smooth_mode`` (default "forward", the official geometry);
+            this function's own default stays "centred", its behaviour before the option existed.
 
     Returns:
         float64 ``(T, 68, 2)``.
     """
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
+    if mode not in LIPS_SMOOTH_MODES:
+        raise ValueError(f"mode must be one of {LIPS_SMOOTH_MODES}, got {mode!r}")
     lm = np.asarray(landmarks, np.float64)
     t_len = lm.shape[0]
     if t_len == 0:
@@ -290,11 +380,12 @@ def smooth_lips_landmarks(
             parts = np.split(np.arange(t_len), breaks)
             out = np.empty_like(lm)
             for part in parts:
-                out[part] = smooth_lips_landmarks(lm[part], window)
+                out[part] = smooth_lips_landmarks(lm[part], window, mode=mode)
             return out
     if t_len <= window:
         return np.broadcast_to(lm.mean(axis=0), lm.shape).copy()
-    starts = np.clip(np.arange(t_len) - window // 2, 0, t_len - window)
+    shift = 0 if mode == "forward" else window // 2
+    starts = np.clip(np.arange(t_len) - shift, 0, t_len - window)
     csum = np.concatenate([np.zeros((1, *lm.shape[1:])), np.cumsum(lm, axis=0)], axis=0)
     means = (csum[window:] - csum[:-window]) / window  # means[s] = mean(lm[s : s + window])
     return means[starts]
@@ -380,6 +471,7 @@ def crop_lips(
     size: int = 96,
     frame_indices: np.ndarray | None = None,
     center_on: str = "raw",
+    mode: str = "centred",
 ) -> np.ndarray:
     """LipForensics mouth clips for a frame sequence.
 
@@ -391,6 +483,7 @@ def crop_lips(
         frame_indices: source frame numbers, to smooth each consecutive run separately.
         center_on: "raw" (official: the patch is placed with the frame's own landmarks) or
             "smoothed" (placed with the smoothed landmarks; steadier).
+        mode: window placement of :func:`smooth_lips_landmarks`, "forward" (official) or "centred".
 
     Returns:
         uint8 ``(T, size, size)`` grayscale.
@@ -400,7 +493,7 @@ def crop_lips(
     lm = np.asarray(landmarks, np.float64)
     if len(frames) != len(lm):
         raise ValueError(f"{len(frames)} frames but {len(lm)} landmark sets")
-    smoothed = smooth_lips_landmarks(lm, window, frame_indices)
+    smoothed = smooth_lips_landmarks(lm, window, frame_indices, mode=mode)
     out = np.empty((len(lm), size, size), np.uint8)
     for t in range(len(lm)):
         out[t] = align_lips(
@@ -429,7 +522,8 @@ def crop_track_regions(
     (the official geometry, see :func:`crop_lips`).
 
     Returns:
-        ``{region: uint8 (T, size, size, 3)}`` for frame/full/eyes/mouth and, if requested,
+        ``{region: uint8 (T, size, size, 3)}`` for the box regions (frame, full, eyes, mouth,
+        eyes_band, mouth_band) and, if requested,
         ``{"lips": uint8 (T, lips_size, lips_size)}``.
     """
     t_len = len(track)
@@ -449,5 +543,6 @@ def crop_track_regions(
             window=cfg.lips_smooth_window,
             size=cfg.lips_size,
             frame_indices=frame_indices,
+            mode=cfg.lips_smooth_mode,
         )
     return {r: out[r] for r in cfg.regions}

@@ -220,7 +220,8 @@ def contact_sheet(regions: Mapping[str, np.ndarray], path: str | Path, frames: i
     """A PNG grid: one row per region, ``frames`` evenly spaced frames per row.
 
     ``regions`` maps region name → uint8 (T, h, w, c) (c = 1 or 3). Every crop is resized to
-    ``cell`` pixels (nearest, so artefacts stay visible). Returns the path.
+    ``cell`` pixels (nearest, so artefacts stay visible); the label column is at least 70 px,
+    wider for long region names. Returns the path.
     """
     import cv2
 
@@ -229,12 +230,14 @@ def contact_sheet(regions: Mapping[str, np.ndarray], path: str | Path, frames: i
         raise ValueError("no regions to draw")
     t = int(next(iter(regions.values())).shape[0])
     pick = np.linspace(0, t - 1, min(frames, t)).round().astype(int)
-    label_w = 70
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.45
+    # at least 70 px, wider when a name would run into the first cell (e.g. "mouth_band", 88 px)
+    label_w = max(70, max(cv2.getTextSize(n, font, scale, 1)[0][0] for n in names) + 8)
     sheet = np.full((len(names) * (cell + 4) + 4, label_w + len(pick) * (cell + 4) + 4, 3), 255, np.uint8)
     for r, name in enumerate(names):
         arr = np.asarray(regions[name])
         y = 4 + r * (cell + 4)
-        cv2.putText(sheet, name, (4, y + cell // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(sheet, name, (4, y + cell // 2), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
         for c, i in enumerate(pick):
             img = arr[i]
             if img.ndim == 2 or img.shape[-1] == 1:

@@ -32,6 +32,7 @@ from forensight.cache import Cache
 from forensight.config import InputSpec
 from forensight.datasets.clips import ClipDataset, collate_clips, prepare_batch
 from forensight.models.protocol import FrameFeatureDetector
+from forensight.models.temporal import lengths_to_mask
 
 if TYPE_CHECKING:
     from forensight.modelfile import LoadedModel
@@ -82,25 +83,31 @@ def forward_batch(model: nn.Module, batch: dict[str, Any], device: torch.device,
     classify each window from those features; other models score each window as a clip.
     """
     spec: InputSpec = model.input_spec
-    frames = batch["frames"].to(device, non_blocking=True)
     lengths = batch["lengths"].to(device)
-    x = prepare_batch(frames, spec, channels_last=device.type == "cuda")
     dtype = autocast_dtype(device)
+    feature_model = isinstance(model, FrameFeatureDetector)
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        win: list[list[float]] = []
-        if windows and isinstance(model, FrameFeatureDetector):
-            feats, mask = model.features(x, lengths)
+        if "features" in batch:  # precomputed frozen-encoder features (forensight.features)
+            if not feature_model:
+                raise TypeError(f"{type(model).__name__} cannot classify precomputed features")
+            feats = batch["features"].to(device, non_blocking=True).float()
+            mask = lengths_to_mask(lengths, feats.shape[0], feats.shape[1], device)
             out = model.classify_features(feats, mask)
-            wf = torch.cat([feats[:, a:b] for a, b in windows])
-            wl = model.classify_features(wf, torch.ones(wf.shape[:2], dtype=torch.bool, device=device)).logits
-            wl = wl.float().reshape(len(windows), -1).T.cpu().numpy()
-            win = [[float(v) for v in row] for row in wl]
         else:
-            out = model(x, lengths)
-            if windows:
-                xw = torch.cat([x[:, a:b] for a, b in windows])
-                wl = model(xw, None).logits.float().reshape(len(windows), -1).T.cpu().numpy()
-                win = [[float(v) for v in row] for row in wl]
+            x = prepare_batch(batch["frames"].to(device, non_blocking=True), spec, channels_last=device.type == "cuda")
+            if windows and feature_model:  # encode once, classify the clip and every window
+                feats, mask = model.features(x, lengths)
+                out = model.classify_features(feats, mask)
+            else:
+                out = model(x, lengths)
+        win: list[list[float]] = []
+        if windows:
+            if feature_model:
+                wf = torch.cat([feats[:, a:b] for a, b in windows])
+                wl = model.classify_features(wf, torch.ones(wf.shape[:2], dtype=torch.bool, device=device)).logits
+            else:
+                wl = model(torch.cat([x[:, a:b] for a, b in windows]), None).logits
+            win = [[float(v) for v in row] for row in wl.float().reshape(len(windows), -1).T.cpu().numpy()]
     logits = out.logits.detach().float().cpu().numpy().astype(np.float64).reshape(-1)
     weights = out.weights.detach().float().cpu().numpy().astype(np.float64)
     n = batch["lengths"].cpu().numpy()
@@ -161,13 +168,24 @@ def predict(model: nn.Module, batches: Iterable[dict[str, Any]], device: torch.d
     return preds
 
 
-def make_dataset(cache: Cache, split: str, spec: InputSpec, max_clips: int = 0, max_frames: int = 0) -> ClipDataset:
-    """The planned clips of one split for a model with input ``spec``; clear errors when empty."""
+def make_dataset(cache: Cache, split: str, spec: InputSpec, max_clips: int = 0, max_frames: int = 0,
+                 features: Any = None, methods: Sequence[str] = (), min_coverage: float = 0.0) -> ClipDataset:
+    """The planned clips of one split for a model with input ``spec``; clear errors when empty.
+
+    ``methods``: keep the real videos and only the fakes of these manipulation methods (all when
+    empty). ``features``: read a :class:`forensight.features.FeatureCache` instead of crops.
+    """
     ids = cache.video_ids(split=split)
+    if methods:
+        keep = set(methods)
+        rows = {r["video_id"]: r for r in cache.rows()}
+        ids = [v for v in ids if int(rows[v]["label"]) == 0 or rows[v]["method"] in keep]
     if not ids:
-        raise ValueError(f"the cache {cache.root} has no processed videos in split {split!r}")
+        raise ValueError(f"the cache {cache.root} has no processed videos in split {split!r}"
+                         + (f" for methods {list(methods)}" if methods else ""))
     spec.check_preprocess(cache.config)
-    ds = ClipDataset(cache, ids, spec, max_clips=max_clips, max_frames=max_frames)
+    ds = ClipDataset(cache, ids, spec, max_clips=max_clips, max_frames=max_frames, features=features,
+                     min_coverage=min_coverage)
     if len(ds) == 0:
         reasons = sorted({r.split(":")[0] for r in ds.unscored.values()})
         raise ValueError(f"split {split!r}: none of its {len(ids)} videos gives a clip ({', '.join(reasons)}"
@@ -176,13 +194,44 @@ def make_dataset(cache: Cache, split: str, spec: InputSpec, max_clips: int = 0, 
 
 
 def score_split(loaded: LoadedModel, cache: Cache, split: str, *, batch_size: int = 8, max_frames: int = 0,
-                max_clips: int = 0, device: torch.device | str | None = None,
-                progress: bool = False) -> tuple[ClipPredictions, ClipDataset]:
-    """Score every planned clip of ``split`` with a loaded model file (threshold and evaluate)."""
-    ds = make_dataset(cache, split, loaded.input_spec, max_clips=max_clips, max_frames=max_frames)
+                max_clips: int = 0, device: torch.device | str | None = None, progress: bool = False,
+                features: bool | None = None, methods: Sequence[str] = ()) -> tuple[ClipPredictions, ClipDataset]:
+    """Score every planned clip of ``split`` with a loaded model file (threshold and evaluate).
+
+    ``features``: None = from the model's frozen-encoder feature cache when it was trained on one
+    and the cache holds it (:func:`model_features`), else from the crops; True = require it;
+    False = always from the crops.
+    """
+    fc = model_features(loaded, cache, required=bool(features)) if features is not False else None
+    ds = make_dataset(cache, split, loaded.input_spec, max_clips=max_clips, max_frames=max_frames, features=fc,
+                      methods=methods, min_coverage=loaded.min_face_coverage)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0,
                                          collate_fn=collate_clips)
     return predict(loaded.scoring_model(), loader, device=device, progress=progress), ds
+
+
+def model_features(loaded: LoadedModel, cache: Cache, required: bool = False) -> Any:
+    """The feature cache a model file was trained on (its ``payload["features"]`` key), if this
+    cache holds it and the model's encoder still gives that key; else None (or an error when
+    ``required``)."""
+    from forensight.features import FeatureCache, feature_key
+
+    stored = loaded.payload.get("features")
+    if not stored:
+        if required:
+            raise ValueError(f"{loaded.path} was not trained on frozen-encoder features")
+        return None
+    key = feature_key(cache, loaded.model_config, loaded.model)
+    if key != stored:
+        if required:
+            raise ValueError(f"the features {loaded.path} was trained on do not match this cache / encoder")
+        return None
+    try:
+        return FeatureCache.open(cache, key)
+    except FileNotFoundError:
+        if required:
+            raise
+        return None
 
 
 def clip_attention_shares(weights: Sequence[np.ndarray]) -> list[np.ndarray]:

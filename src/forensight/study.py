@@ -1,18 +1,30 @@
-"""The region study: regions {frame, full, eyes, mouth} × heads {control, attention}.
+"""The region study: regions × heads {control, attention} × seeds, and the question asked directly.
 
-Every cell trains with the same data, splits, budget and seeds, selects its model on the
-validation split, and is scored once on the test split. The result table (Markdown + CSV) gives
-test video AUC with its bootstrap 95% interval (mean ± std over seeds when there are several),
-and a plot compares the cells. Finished cells (a run directory with ``model.pt`` and
-``eval/metrics.json``) are reused, so an interrupted study resumes.
+Every run trains with the same data, splits, budget and recipe, selects its model on the
+validation split, and is scored once on the test split through the one scoring path. Outputs in
+``out_dir``:
+
+* ``study.csv`` / ``study.md``: one row per (region, head): seeds, test video AUC mean ± sd over
+  seeds, the per-seed AUCs, how many seeds learned (validation AUC >= ``learned_at``), validation
+  AUC, EER, and for attention heads the temporal localisation of the attention (when the test
+  fakes know their manipulated frames: frame-level AUC of the weights, attention mass inside the
+  manipulated frames vs their share of frames);
+* ``study_diff.csv`` / ``study_diff.md``: per region, attention − control test AUC (mean over
+  seeds), a paired bootstrap 95 % interval over test videos (both heads share the test videos and
+  the seeds) and a permutation p-value (:func:`forensight.metrics.paired_auc_difference`);
+* ``study_runs.csv``, ``study.json``, ``study_auc.png`` (mean ± sd bars), ``study_roc.png``.
+
+Finished runs (a run directory with ``model.pt`` and ``eval/metrics.json``) are reused, so an
+interrupted study resumes; the same cache gives identical numbers (seeded, deterministic on CPU).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,51 +39,85 @@ HEADS = ("control", "attention")
 
 @dataclass
 class StudyResult:
-    """Rows per run and per cell (seeds aggregated), and the files written."""
+    """Rows per run, per cell (seeds aggregated) and per region (head differences); files written."""
 
     runs: list[dict[str, Any]] = field(default_factory=list)
     cells: list[dict[str, Any]] = field(default_factory=list)
+    diffs: list[dict[str, Any]] = field(default_factory=list)
     table_md: Path | None = None
     table_csv: Path | None = None
+    diff_csv: Path | None = None
     plot: Path | None = None
     seconds: float = 0.0
+    seconds_per_run: float = 0.0
 
 
-def _cell_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _read_scores(path: Path) -> dict[str, tuple[int, float]]:
+    with open(path) as f:
+        return {r["video_id"]: (int(r["label"]), float(r["logit"])) for r in csv.DictReader(f)}
+
+
+def _cell_rows(runs: list[dict[str, Any]], learned_at: float) -> list[dict[str, Any]]:
+    from forensight.metrics import mean_sd
+
     cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in runs:
         cells.setdefault((r["region"], r["head"]), []).append(r)
     rows = []
     for (region, head), rs in cells.items():
-        aucs = np.array([r["test_auc"] for r in rs])
-        rows.append({
-            "region": region, "head": head, "seeds": len(rs),
-            "test_auc": round(float(aucs.mean()), 4),
-            "test_auc_std": round(float(aucs.std(ddof=1)) if len(rs) > 1 else 0.0, 4),
-            "auc_ci_lo": round(float(np.mean([r["auc_ci_lo"] for r in rs])), 4),
-            "auc_ci_hi": round(float(np.mean([r["auc_ci_hi"] for r in rs])), 4),
-            "test_ap": round(float(np.mean([r["test_ap"] for r in rs])), 4),
-            "test_eer": round(float(np.mean([r["test_eer"] for r in rs])), 4),
-            "test_acc_val_thr": round(float(np.mean([r["test_acc_at_threshold"] for r in rs])), 4),
-            "val_auc": round(float(np.mean([r["val_auc"] for r in rs])), 4),
-            "n_test": rs[0]["n_test"],
-        })
+        m, sd = mean_sd([r["test_auc"] for r in rs])
+        vm, _ = mean_sd([r["val_auc"] for r in rs])
+        row = {"region": region, "head": head, "seeds": len(rs), "test_auc": round(m, 4),
+               "test_auc_sd": round(sd, 4), "test_auc_per_seed": [round(r["test_auc"], 4) for r in rs],
+               "learned": f"{sum(r['val_auc'] >= learned_at for r in rs)}/{len(rs)}", "val_auc": round(vm, 4),
+               "test_eer": round(float(np.mean([r["test_eer"] for r in rs])), 4), "n_test": rs[0]["n_test"]}
+        loc = [r for r in rs if r.get("loc_frame_auc") is not None]
+        if head == "attention" and loc:
+            for k in ("loc_frame_auc", "loc_mass_inside", "loc_share_inside"):
+                row[k] = round(float(np.mean([r[k] for r in loc])), 4)
+        rows.append(row)
     return rows
 
 
-def run_study(cache_root: str | Path, out_dir: str | Path, regions: tuple[str, ...] = ("frame", "full", "eyes", "mouth"),
-              heads: tuple[str, ...] = ("control", "attention"), family: str = "region_mobile",
-              seeds: tuple[int, ...] = (0,), train: TrainConfig | Mapping[str, Any] | None = None,
-              model_overrides: Mapping[str, Any] | None = None, n_bootstrap: int = 1000,
-              progress: bool = True) -> StudyResult:
-    """Train and evaluate every (region, head, seed) cell; write the comparison table and plot.
+def _diff_rows(runs: list[dict[str, Any]], scores: dict[str, dict[str, tuple[int, float]]], seeds: Sequence[int],
+               n_boot: int) -> list[dict[str, Any]]:
+    """Attention − control per region, paired over seeds and test videos."""
+    from forensight.metrics import paired_auc_difference
 
-    ``family`` picks the presets ``{family}_control`` / ``{family}_attention`` (e.g.
-    ``region_b1`` for the published EfficientNet-B1 setup, ``region_mobile`` on CPU);
-    ``model_overrides`` (e.g. ``input_size``) apply to both, the region per cell. ``train`` is the
-    training config (or field overrides) shared by every cell; the seed is set per cell. Configs
-    are layered with :func:`forensight.config.merge`, as the CLI does.
+    out = []
+    for region in dict.fromkeys(r["region"] for r in runs):
+        names = {(r["head"], r["seed"]): r["name"] for r in runs if r["region"] == region}
+        if not all((h, s) in names for h in HEADS for s in seeds):
+            continue
+        ids = sorted(scores[names[("control", seeds[0])]])
+        y = np.array([scores[names[("control", seeds[0])]][v][0] for v in ids])
+        a = np.array([[scores[names[("control", s)]][v][1] for v in ids] for s in seeds])
+        b = np.array([[scores[names[("attention", s)]][v][1] for v in ids] for s in seeds])
+        d = paired_auc_difference(y, a, b, n_boot=n_boot, n_perm=n_boot, seed=0)
+        out.append({"region": region, "seeds": len(seeds), "n_test": len(ids),
+                    "auc_control": round(float(np.mean(d["auc_a"])), 4),
+                    "auc_attention": round(float(np.mean(d["auc_b"])), 4),
+                    "diff_attention_minus_control": round(d["diff"], 4),
+                    "ci_lo": round(d["ci"][0], 4), "ci_hi": round(d["ci"][1], 4), "p_value": round(d["p_value"], 4)})
+    return out
+
+
+def run_study(cache_root: str | Path, out_dir: str | Path, regions: tuple[str, ...] = ("frame", "full", "eyes", "mouth"),
+              heads: tuple[str, ...] = HEADS, family: str = "region_lite0", seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
+              train: TrainConfig | Mapping[str, Any] | None = None, model_overrides: Mapping[str, Any] | None = None,
+              n_bootstrap: int = 1000, learned_at: float = 0.9, methods: Sequence[str] = (),
+              progress: bool = True, label: str = "study") -> StudyResult:
+    """Train and evaluate every (region, head, seed) run; write the tables, differences and plots.
+
+    ``family`` picks the presets ``{family}_control`` / ``{family}_attention`` (``region_lite0``:
+    frozen ImageNet EfficientNet-Lite0 on CPU; ``region_b1``: the published EfficientNet-B1 setup,
+    fine-tuned on a GPU); ``model_overrides`` (e.g. ``input_size``) apply to both, the region per
+    run. ``train`` is the training config (or field overrides) shared by every run; the seed is set
+    per run. ``methods`` restricts the fakes (e.g. one sweep variant). Configs are layered with
+    :func:`forensight.config.merge`, as the CLI does.
     """
+    from tqdm.auto import tqdm
+
     from forensight.evaluate import evaluate
     from forensight.report import plot_roc_multi, write_json, write_table
     from forensight.train import train as train_run
@@ -86,56 +132,67 @@ def run_study(cache_root: str | Path, out_dir: str | Path, regions: tuple[str, .
     for h in heads:
         if h not in HEADS:
             raise ValueError(f"heads must be among {list(HEADS)}, got {h!r}")
-    base_train = merge(TrainConfig, train)
+    base_train = merge(TrainConfig, train, {"methods": tuple(methods)} if methods else None)
     runs: list[dict[str, Any]] = []
-    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    scores: dict[str, dict[str, tuple[int, float]]] = {}
     cells = [(r, h, s) for r in regions for h in heads for s in seeds]
-    for i, (region, head, seed) in enumerate(cells, 1):
+    bar = tqdm(cells, desc=label, unit="run", disable=not progress, dynamic_ncols=True)
+    trained = 0
+    t_train = 0.0
+    for region, head, seed in bar:
         name = f"{region}_{head}_s{seed}"
+        bar.set_postfix_str(name, refresh=True)
         run_dir = out / "runs" / name
         eval_dir = run_dir / "eval"
-        if progress:
-            print(f"[study {i}/{len(cells)}] {name}", flush=True)
         model = resolve_model_config(f"{family}_{head}", None, {**(model_overrides or {}), "region": region})
         cfg = merge(TrainConfig, base_train, {"seed": seed})
         if not (run_dir / "model.pt").is_file():
-            if run_dir.exists():  # an interrupted cell: start it again cleanly
+            if run_dir.exists():  # an interrupted run: start it again cleanly
                 shutil.rmtree(run_dir)
-            train_run(cache_root, run_dir, model, cfg, progress=progress)
+            t1 = time.perf_counter()
+            train_run(cache_root, run_dir, model, cfg, progress=False)
+            t_train += time.perf_counter() - t1
+            trained += 1
         if not (eval_dir / "metrics.json").is_file():
-            evaluate(run_dir, cache_root, eval_dir, split="test", n_bootstrap=n_bootstrap, progress=False)
+            evaluate(run_dir, cache_root, eval_dir, split="test", n_bootstrap=n_bootstrap, methods=tuple(methods),
+                     progress=False)
         m = json.loads((eval_dir / "metrics.json").read_text())
         v = json.loads((run_dir / "val_metrics.json").read_text())
-        runs.append({"region": region, "head": head, "seed": seed, "test_auc": m["auc"],
+        loc = m.get("localisation") or {}
+        runs.append({"name": name, "region": region, "head": head, "seed": seed, "test_auc": m["auc"],
                      "auc_ci_lo": m["auc_ci"][0], "auc_ci_hi": m["auc_ci"][1], "test_ap": m["ap"],
                      "test_eer": m["eer"], "test_acc_at_threshold": m["acc_at_threshold"],
                      "val_auc": v.get("auc", float("nan")), "best_epoch": v.get("best_epoch"),
-                     "n_test": m["n"], "run_dir": str(run_dir)})
-        scores = _read_scores(eval_dir / "scores.csv")
-        curves[name] = scores
-    res = StudyResult(runs=runs, cells=_cell_rows(runs))
-    res.table_md, res.table_csv = out / "study.md", out / "study.csv"
+                     "n_test": m["n"], "loc_frame_auc": loc.get("frame_auc"),
+                     "loc_mass_inside": loc.get("mass_inside"), "loc_share_inside": loc.get("share_inside"),
+                     "run_dir": str(run_dir)})
+        scores[name] = _read_scores(eval_dir / "scores.csv")
+    bar.close()
+    res = StudyResult(runs=runs, cells=_cell_rows(runs, learned_at),
+                      diffs=_diff_rows(runs, scores, list(seeds), max(200, n_bootstrap)))
+    res.table_md, res.table_csv, res.diff_csv = out / "study.md", out / "study.csv", out / "study_diff.csv"
     write_table(res.cells, res.table_md, res.table_csv)
+    write_table(res.diffs, out / "study_diff.md", res.diff_csv)
     write_table(runs, out / "study_runs.md", out / "study_runs.csv")
     res.plot = plot_study(res.cells, out / "study_auc.png")
-    plot_roc_multi(curves, out / "study_roc.png", title="Test ROC per study cell")
+    first = {(r["region"], r["head"]): r["name"] for r in reversed(runs)}  # one run per cell: its first seed
+    curves = {f"{reg}/{head} s{seeds[0]}": (np.array([lab for lab, _ in scores[n].values()]),
+                                            np.array([x for _, x in scores[n].values()]))
+              for (reg, head), n in reversed(list(first.items()))}
+    plot_roc_multi(curves, out / "study_roc.png", title=f"Test ROC per cell (seed {seeds[0]})")
     res.seconds = time.perf_counter() - t0
-    write_json({"cells": res.cells, "runs": runs, "family": family, "seeds": list(seeds),
-                "train": to_dict(base_train), "model_overrides": dict(model_overrides or {}), "cache": str(Path(cache_root).resolve()),
-                "preprocess_hash": cache.config.hash, "seconds": res.seconds}, out / "study.json")
+    res.seconds_per_run = t_train / trained if trained else 0.0
+    write_json({"cells": res.cells, "diffs": res.diffs, "runs": runs, "family": family, "seeds": list(seeds),
+                "train": to_dict(base_train), "model_overrides": dict(model_overrides or {}),
+                "cache": str(Path(cache_root).resolve()), "preprocess_hash": cache.config.hash,
+                "seconds": res.seconds, "runs_trained": trained, "train_seconds_per_run": res.seconds_per_run},
+               out / "study.json")
     return res
 
 
-def _read_scores(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    import csv
-
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    return np.array([int(r["label"]) for r in rows]), np.array([float(r["logit"]) for r in rows])
-
-
 def plot_study(cells: list[dict[str, Any]], path: Path) -> Path:
-    """Grouped bars: test AUC per region, one bar per head, bootstrap 95% interval as error bars."""
+    """Grouped bars: test AUC per region (mean over seeds), one bar per head, ± sd as error bars,
+    each seed's AUC as a dot."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -146,20 +203,18 @@ def plot_study(cells: list[dict[str, Any]], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(regions), 3.6))
     width = 0.8 / max(len(heads), 1)
     for j, h in enumerate(heads):
-        xs, ys, lo, hi = [], [], [], []
         for i, r in enumerate(regions):
             c = next((c for c in cells if c["region"] == r and c["head"] == h), None)
             if c is None:
                 continue
-            xs.append(i + (j - (len(heads) - 1) / 2) * width)
-            ys.append(c["test_auc"])
-            lo.append(c["test_auc"] - c["auc_ci_lo"])
-            hi.append(c["auc_ci_hi"] - c["test_auc"])
-        ax.bar(xs, ys, width * 0.95, yerr=[lo, hi], capsize=3, label=h)
+            x = i + (j - (len(heads) - 1) / 2) * width
+            ax.bar([x], [c["test_auc"]], width * 0.95, yerr=[[c["test_auc_sd"]], [c["test_auc_sd"]]], capsize=3,
+                   color=f"C{j}", label=h if i == 0 else None)
+            ax.plot([x] * len(c["test_auc_per_seed"]), c["test_auc_per_seed"], "k.", ms=3, alpha=0.6)
     ax.set_xticks(range(len(regions)), regions)
     ax.set_ylim(0.0, 1.15)
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-    ax.set_ylabel("test video AUC (95% CI)")
+    ax.set_ylabel("test video AUC (mean ± sd over seeds)")
     ax.legend(title="head", loc="upper left", fontsize=8)
     ax.set_title("Region study")
     fig.tight_layout()
@@ -170,10 +225,17 @@ def plot_study(cells: list[dict[str, Any]], path: Path) -> Path:
 
 def format_cells(cells: list[dict[str, Any]]) -> str:
     """A plain-text table of the study cells for the terminal."""
-    lines = [f"{'region':8s} {'head':10s} {'test AUC':>9s} {'95% CI':>13s} {'val AUC':>8s} {'EER':>6s}"]
+    lines = [f"{'region':10s} {'head':10s} {'test AUC':>14s} {'learned':>8s} {'val AUC':>8s} {'EER':>6s}"]
     for c in cells:
-        sd = f"±{c['test_auc_std']:.3f}" if c["seeds"] > 1 else ""
-        lines.append(f"{c['region']:8s} {c['head']:10s} {c['test_auc']:9.3f}{sd} "
-                     f"{c['auc_ci_lo']:6.3f}-{c['auc_ci_hi']:.3f} {c['val_auc']:8.3f} {c['test_eer']:6.3f}")
+        lines.append(f"{c['region']:10s} {c['head']:10s} {c['test_auc']:7.3f} ±{c['test_auc_sd']:.3f} "
+                     f"{c['learned']:>8s} {c['val_auc']:8.3f} {c['test_eer']:6.3f}")
     return "\n".join(lines)
 
+
+def format_diffs(diffs: list[dict[str, Any]]) -> str:
+    """A plain-text table of attention − control per region."""
+    lines = [f"{'region':10s} {'attention - control':>20s} {'95% CI (paired)':>18s} {'p':>7s}"]
+    for d in diffs:
+        lines.append(f"{d['region']:10s} {d['diff_attention_minus_control']:+20.3f} "
+                     f"{d['ci_lo']:+8.3f} .. {d['ci_hi']:+.3f} {d['p_value']:7.3f}")
+    return "\n".join(lines)

@@ -9,7 +9,18 @@
                                                                 per-video metadata (see below)
 
 so ``forensight.datasets.read_ffpp(root)`` (or ``read_dataset("ffpp", root)``) reads it with its
-own splits and the dataset name "synthetic". All videos are H.264, crf 23 (like FF++ c23).
+own splits and the dataset name "synthetic"; each fake's record carries the ground truth of
+WHEN it is manipulated (``VideoRecord.manipulated_frames``, from ``dataset.json``). All videos
+are H.264, crf 23 (like FF++ c23).
+
+**Sweeps** (``variants``): instead of ``methods``, a list of :class:`Variant` (folder name,
+method, sparsity, strength) writes one method folder per variant, e.g.
+``manipulated_sequences/Face2Face_f0.25/``, all made from the SAME real videos (written once)
+and the same ``[target, source]`` pairs and splits, each with its own sparsity and strength;
+``read_dataset("ffpp", root, methods=["Face2Face_f0.25"])`` reads the reals and one condition.
+``Variant.sweep("Face2Face", [1.0, 0.5, 0.25, 0.1])`` builds such a list. ``split_shares``
+sets the (train, val, test) shares of the pairs (e.g. ``(0.25, 0.125, 0.625)`` for a large
+test split; rule in :func:`split_counts`).
 
 **Real videos** come from two pieces of real footage shipped with installed packages:
 
@@ -53,18 +64,27 @@ it differs from the real video only by compression noise.
   blended through a feathered mask (peak alpha ``min(1, strength)``).
 
 **Metadata** (``dataset.json``, also returned by :func:`read_metadata`): ``name``, ``seed``, the
-generator ``params``, ``pairs``/``splits``, and ``videos``: for each video (key
-``"<method>/<name>"``, e.g. ``"original/003"``, ``"Face2Face/003_017"``) its relative ``path``,
-``label``, ``split``, number of frames; reals add their rendering parameters; fakes add
-``target``, ``source``, ``region`` ("mouth", "face" or "eyes"), ``manipulated_frames`` (0-based
-frame numbers) and ``boxes`` (one ``[x0, y0, x1, y1]`` pixel box, exclusive right/bottom edges,
-of the blended region per manipulated frame).
+generator ``params`` (``num_pairs``, ``frames``, ``fps``, ``size``, ``split_shares``,
+``methods``/``sparsity``/``strength`` as given, None when ``variants`` were given, and
+``variants``: one ``{name, method, sparsity, strength}`` per fake folder, plain methods
+included as variants named after the method), ``pairs``/``splits``, and ``videos``: for each
+video (key ``"<folder>/<name>"``, e.g. ``"original/003"``, ``"Face2Face/003_017"``,
+``"Face2Face_f0.25/003_017"``) its relative ``path``, ``label``, ``split``, number of frames;
+reals add their rendering parameters; fakes add ``variant`` (the folder name), ``method`` (the
+manipulation), ``sparsity``, ``strength``, ``target``, ``source``, ``region`` ("mouth", "face"
+or "eyes"), ``manipulated_frames`` (0-based frame numbers), ``bursts`` and ``boxes`` (one
+``[x0, y0, x1, y1]`` pixel box, exclusive right/bottom edges, of the blended region per
+manipulated frame).
 
-Determinism: every video is drawn from its own ``numpy`` generator seeded by ``(seed, video)``,
-so the same seed gives the same frames and metadata regardless of ``workers`` (the encoded bytes
-may differ between runs; decoded frames agree to within compression noise).
+Determinism: every real video is drawn from its own ``numpy`` generator seeded by
+``(seed, video)`` and every fake from one seeded by ``(seed, folder name, target, source)``, so
+the same seed gives the same frames and metadata regardless of ``workers``, and the real videos,
+pairs and splits do not depend on ``methods``/``variants``; adding or removing a variant leaves
+every other variant's fakes unchanged (the encoded bytes may differ between runs; decoded frames
+agree to within compression noise).
 
-Speed (2-core machine, default 20 pairs x Face2Face, 64 frames, 320x256): see ``generate``.
+Speed (2-core machine, default 20 pairs x Face2Face, 64 frames, 320x256; a 4-variant sweep): see
+``generate``.
 """
 
 from __future__ import annotations
@@ -74,6 +94,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import sys
 import time
 import zlib
@@ -98,11 +119,13 @@ __all__ = [
     "Footage",
     "RealSpec",
     "SynthSummary",
+    "Variant",
     "generate",
     "load_footage",
     "make_fake",
     "read_metadata",
     "render_real",
+    "split_counts",
 ]
 
 #: Manipulation methods: name → (region, temporal coverage).
@@ -115,7 +138,9 @@ METHODS: dict[str, tuple[str, str]] = {
 DEFAULT_SIZE = (320, 256)
 COMPRESSION = "c23"
 CRF = 23
+#: Default (train, val, test) shares of the ``[target, source]`` pairs.
 SPLIT_SHARES = (0.6, 0.2, 0.2)
+_VARIANT_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 # iBUG-68 index of each point's mirror image (left/right swap under a horizontal flip).
 _MIRROR = np.array(
@@ -636,7 +661,7 @@ def _mirror_video(frames: np.ndarray, lms: np.ndarray) -> tuple[np.ndarray, np.n
 
 def make_fake(method: str, target: RealSpec, source: RealSpec, tgt: np.ndarray, tlm: np.ndarray,
               src: np.ndarray, slm: np.ndarray, strength: float, sparsity: float,
-              seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+              seed: int, name: str | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Apply ``method`` to the target's frames using the source's frames.
 
     Args:
@@ -646,12 +671,16 @@ def make_fake(method: str, target: RealSpec, source: RealSpec, tgt: np.ndarray, 
         strength: blend / colour-mismatch scale (>= 0; 1 = default).
         sparsity: share of frames manipulated by the sparse methods (0 < s <= 1).
         seed: dataset seed.
+        name: the fake's folder name (a :class:`Variant`'s name); it keys this fake's random
+            generator ``(seed, name, target, source)`` (bursts and manipulation parameters), so
+            variants never share draws. Default ``method`` (a plain method folder).
 
     Returns:
         fake frames uint8 (T, H, W, 3) and the video's metadata (``manipulated_frames``, ``boxes``, ...).
     """
     region, coverage = METHODS[method]
-    rng = np.random.default_rng([seed, 2, zlib.crc32(method.encode()), int(target.name), int(source.name)])
+    key = zlib.crc32((method if name is None else name).encode())
+    rng = np.random.default_rng([seed, 2, key, int(target.name), int(source.name)])
     n = len(tgt)
     bursts = [(0, n)] if coverage == "full" else _bursts(n, sparsity, rng)
     env = _envelope(bursts, n) if coverage == "sparse" else np.ones(n, np.float32)
@@ -666,6 +695,53 @@ def make_fake(method: str, target: RealSpec, source: RealSpec, tgt: np.ndarray, 
 
 # --------------------------------------------------------------------------- dataset
 
+@dataclass(frozen=True)
+class Variant:
+    """One folder of fakes in a sweep: a manipulation method with its own sparsity and strength.
+
+    Attributes:
+        name: the method folder name (``manipulated_sequences/<name>/c23/videos``) and the fakes'
+            ``method`` in the records; ``[A-Za-z0-9_.-]+``, not starting with ".", not "original";
+            e.g. ``"Face2Face_f0.25"``.
+        method: the manipulation, a key of :data:`METHODS` (e.g. "Face2Face").
+        sparsity: share of frames manipulated, in (0, 1]; the sparse methods (Face2Face, EyeBlink)
+            manipulate ``max(1, round(sparsity * frames))`` frames; FaceSwap is always full.
+        strength: blend / colour-mismatch / blur scale (>= 0, 1 = default).
+    """
+
+    name: str
+    method: str
+    sparsity: float
+    strength: float = 1.0
+
+    def __post_init__(self) -> None:
+        if (not isinstance(self.name, str) or not _VARIANT_NAME.fullmatch(self.name)
+                or self.name.startswith(".") or self.name == "original"):
+            raise ValueError(f"variant name must match [A-Za-z0-9_.-]+, not start with '.' and not be "
+                             f"'original' (it is a folder name), got {self.name!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"variant {self.name!r}: method must be one of {list(METHODS)}, got {self.method!r}")
+        sparsity, strength = float(self.sparsity), float(self.strength)
+        if not 0 < sparsity <= 1:
+            raise ValueError(f"variant {self.name!r}: sparsity must be in (0, 1], got {self.sparsity}")
+        if not (math.isfinite(strength) and strength >= 0):
+            raise ValueError(f"variant {self.name!r}: strength must be finite and >= 0, got {self.strength}")
+        object.__setattr__(self, "sparsity", sparsity)
+        object.__setattr__(self, "strength", strength)
+
+    @classmethod
+    def sweep(cls, method: str, sparsities: Sequence[float], strengths: Sequence[float] = (1.0,)) -> list[Variant]:
+        """Variants of ``method`` for every (sparsity, strength), named ``<method>_f<sparsity>``
+        (``_s<strength>`` appended when strength is not 1), e.g. ``Face2Face_f0.25``,
+        ``Face2Face_f0.25_s0.5``; numbers are written with ``%g``."""
+        return [cls(f"{method}_f{f:g}" + ("" if st == 1 else f"_s{st:g}"), method, f, st)
+                for st in strengths for f in sparsities]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"name", "method", "sparsity", "strength"}`` (as written to ``dataset.json``)."""
+        return asdict(self)
+
+
 @dataclass
 class SynthSummary:
     """What :func:`generate` wrote.
@@ -674,7 +750,7 @@ class SynthSummary:
         root: dataset root.
         num_videos: videos written.
         by_label: counts per label ("real", "fake").
-        by_method: counts per method ("original", "Face2Face", ...).
+        by_method: counts per method folder ("original", "Face2Face", a variant's name, ...).
         by_split: counts per split.
         seconds: wall-clock generation time in seconds.
         params: the generator parameters.
@@ -700,17 +776,15 @@ class SynthSummary:
 
 @dataclass(frozen=True)
 class _Job:
-    """One pair: both real videos and, per method, both fakes ``t_s`` and ``s_t``."""
+    """One pair: both real videos and, per variant (fake folder), both fakes ``t_s`` and ``s_t``."""
 
     root: str
     first: RealSpec
     second: RealSpec
-    methods: tuple[str, ...]
+    variants: tuple[Variant, ...]
     num_frames: int
     size: tuple[int, int]
     fps: float
-    strength: float
-    sparsity: float
     seed: int
 
 
@@ -732,7 +806,7 @@ def _real_meta(spec: RealSpec, lms: np.ndarray, num_frames: int) -> dict[str, An
 
 
 def _run_job(job: _Job) -> dict[str, dict[str, Any]]:
-    """Render a pair's two real videos and their fakes (both directions, every method); write them."""
+    """Render a pair's two real videos and their fakes (both directions, every variant); write them."""
     root = Path(job.root)
     rendered = {spec.name: (spec, *render_real(spec, job.num_frames, job.size, job.fps))
                 for spec in (job.first, job.second)}
@@ -740,33 +814,76 @@ def _run_job(job: _Job) -> dict[str, dict[str, Any]]:
     for spec, frames, lms in rendered.values():
         write_video(root / _real_path(spec.name), frames, fps=job.fps, crf=CRF)
         meta[f"original/{spec.name}"] = _real_meta(spec, lms, job.num_frames)
-    for method in job.methods:
+    for var in job.variants:
         for t, s in ((job.first.name, job.second.name), (job.second.name, job.first.name)):
             (tspec, tgt, tlm), (sspec, src, slm) = rendered[t], rendered[s]
-            fake, info = make_fake(method, tspec, sspec, tgt, tlm, src, slm, job.strength, job.sparsity,
-                                   job.seed)
+            fake, info = make_fake(var.method, tspec, sspec, tgt, tlm, src, slm, var.strength, var.sparsity,
+                                   job.seed, name=var.name)
             name = f"{t}_{s}"
-            write_video(root / _fake_path(method, name), fake, fps=job.fps, crf=CRF)
-            meta[f"{method}/{name}"] = {"label": 1, "path": _fake_path(method, name),
-                                        "num_frames": job.num_frames, **info}
+            write_video(root / _fake_path(var.name, name), fake, fps=job.fps, crf=CRF)
+            meta[f"{var.name}/{name}"] = {"label": 1, "path": _fake_path(var.name, name),
+                                          "num_frames": job.num_frames, "variant": var.name,
+                                          "sparsity": var.sparsity, "strength": var.strength, **info}
     return meta
 
 
-def _split_pairs(pairs: list[tuple[str, str]]) -> dict[str, list[tuple[str, str]]]:
-    n = len(pairs)
-    n_val = max(1, round(SPLIT_SHARES[1] * n))
-    n_test = max(1, round(SPLIT_SHARES[2] * n))
-    n_train = n - n_val - n_test
+def _check_shares(shares: Sequence[float]) -> tuple[float, float, float]:
+    """``shares`` as a (train, val, test) float triple; ValueError unless 3 positive shares summing to 1."""
+    try:
+        out = tuple(float(v) for v in shares)
+    except (TypeError, ValueError):
+        raise ValueError(f"split_shares must be 3 numbers (train, val, test), got {shares!r}") from None
+    if len(out) != 3 or not all(math.isfinite(v) and v > 0 for v in out) or abs(sum(out) - 1) > 1e-6:
+        raise ValueError(f"split_shares must be 3 positive (train, val, test) shares summing to 1, got {shares!r}")
+    return out  # type: ignore[return-value]
+
+
+def split_counts(num_pairs: int, shares: Sequence[float] = SPLIT_SHARES) -> tuple[int, int, int]:
+    """(train, val, test) numbers of pairs for ``num_pairs`` (>= 3) pairs and (train, val, test) ``shares``.
+
+    Rule: val and test get ``max(1, round(share * num_pairs))`` pairs (Python's ``round``, halves
+    to even), train the rest; while that leaves train no pair, one pair moves to train from the
+    larger of val and test (test on a tie). So every split gets at least one pair, and the default
+    60/20/20 split is what it always was (e.g. 20 pairs: 12/4/4; 8 pairs at (0.25, 0.125, 0.625): 2/1/5).
+    """
+    _, val_share, test_share = _check_shares(shares)
+    if num_pairs < 3:
+        raise ValueError(f"num_pairs must be >= 3 (one pair per split at least), got {num_pairs}")
+    n_val = max(1, round(val_share * num_pairs))
+    n_test = max(1, round(test_share * num_pairs))
+    while num_pairs - n_val - n_test < 1:
+        if n_test >= n_val:
+            n_test -= 1
+        else:
+            n_val -= 1
+    return num_pairs - n_val - n_test, n_val, n_test
+
+
+def _split_pairs(pairs: list[tuple[str, str]],
+                 shares: Sequence[float] = SPLIT_SHARES) -> dict[str, list[tuple[str, str]]]:
+    n_train, n_val, _ = split_counts(len(pairs), shares)
     return {"train": pairs[:n_train], "val": pairs[n_train:n_train + n_val], "test": pairs[n_train + n_val:]}
 
 
 def _remove_previous(root: Path) -> None:
-    """Delete the videos and files a previous ``generate`` listed in ``root/dataset.json`` (only those)."""
+    """Delete the videos and files a previous ``generate`` listed in ``root/dataset.json`` (only those),
+    and the folders of those videos that this leaves empty (e.g. a variant's, so no stale empty
+    method folder remains)."""
     old = read_metadata(root)
+    folders: set[Path] = set()
     for v in old.get("videos", {}).values():
         rel = str(v.get("path") or "")
         if rel and not Path(rel).is_absolute() and ".." not in Path(rel).parts:
             (root / rel).unlink(missing_ok=True)
+            folders.add(Path(rel).parent)
+    for rel_dir in sorted(folders, key=lambda d: -len(d.parts)):
+        for d in (rel_dir, *rel_dir.parents):
+            if d == Path("."):
+                break
+            try:
+                (root / d).rmdir()  # only succeeds when empty
+            except OSError:
+                break
     for s in SPLITS:
         (root / "splits" / f"{s}.json").unlink(missing_ok=True)
     (root / "dataset.json").unlink()
@@ -779,7 +896,7 @@ def _init_worker() -> None:
 def generate(
     root: str | Path,
     num_pairs: int = 20,
-    methods: Sequence[str] = ("Face2Face",),
+    methods: Sequence[str] | None = None,
     frames: int = 64,
     fps: float = 25.0,
     size: tuple[int, int] = DEFAULT_SIZE,
@@ -789,44 +906,76 @@ def generate(
     workers: int = 1,
     progress: bool = True,
     overwrite: bool = False,
+    variants: Sequence[Variant] | None = None,
+    split_shares: tuple[float, float, float] = SPLIT_SHARES,
 ) -> SynthSummary:
     """Write a synthetic deepfake dataset in the FaceForensics++ layout (see the module docstring).
 
     ``2 * num_pairs`` real videos (ids ``000`` ...) are paired at random into ``num_pairs``
-    ``[target, source]`` pairs, split 60/20/20 into train/val/test (at least one pair each); each
-    method adds ``2 * num_pairs`` fakes. The default (20 pairs, Face2Face, 64 frames, 320x256)
-    writes 40 real + 40 fake videos in about 33 s on the 2-core development machine with
-    ``workers=1`` and about 28 s with ``workers=2`` (x264 encoding and the bicubic warps dominate;
-    finding the source footage's landmarks once per process takes about 2.5 s).
+    ``[target, source]`` pairs, split by ``split_shares`` (default 60/20/20) into train/val/test
+    (at least one pair each, see :func:`split_counts`); each method, or each variant, adds
+    ``2 * num_pairs`` fakes made from the same real videos and pairs. The default (20 pairs,
+    Face2Face, 64 frames, 320x256) writes 40 real + 40 fake videos in about 33 s on the 2-core
+    development machine with ``workers=1`` and about 28 s with ``workers=2`` (x264 encoding and
+    the bicubic warps dominate; finding the source footage's landmarks once per process takes
+    about 2.5 s). A sweep of 40 pairs x 4 variants (``Variant.sweep("Face2Face", [1, 0.5, 0.25,
+    0.1])``), 32 frames, 320x256, ``workers=2`` writes 80 real + 320 fake videos in about
+    17-20 s there (13 MB on disk).
+
+    Rule for ``methods`` and ``variants``: give at most one of them. ``variants=None`` (default)
+    means one fake folder per method of ``methods`` (default ``("Face2Face",)``) with the global
+    ``sparsity`` and ``strength``; with ``variants``, ``methods`` must be None (ValueError
+    otherwise) and the global ``sparsity``/``strength`` are unused (each variant has its own).
 
     Args:
         root: output folder (created).
         num_pairs: pairs of identities (>= 3).
-        methods: manipulation methods, keys of :data:`METHODS`.
+        methods: manipulation methods, keys of :data:`METHODS`; None = ``("Face2Face",)`` unless
+            ``variants`` are given. Each writes ``manipulated_sequences/<method>/``.
         frames: frames per video (>= 8).
         fps: frame rate in Hz.
         size: (width, height) in pixels, both even, height >= 128 (>= 256 recommended for dlib).
-        strength: blend / colour-mismatch / blur scale of the manipulations (>= 0, 1 = default).
-        sparsity: share of frames manipulated by the sparse methods (Face2Face, EyeBlink), in (0, 1].
+        strength: blend / colour-mismatch / blur scale of the manipulations of ``methods``
+            (>= 0, 1 = default).
+        sparsity: share of frames manipulated by the sparse methods (Face2Face, EyeBlink) of
+            ``methods``, in (0, 1].
         seed: seed of every random choice.
         workers: processes (1 = in this process).
         progress: print a progress bar to stderr.
         overwrite: replace a dataset already at ``root``: the videos and split files listed in its
-            ``dataset.json`` are deleted first (nothing else under ``root`` is touched).
+            ``dataset.json`` are deleted first, and the folders this leaves empty (nothing else
+            under ``root`` is touched).
+        variants: fake folders of a sweep, each a :class:`Variant` with a distinct ``name`` (the
+            folder under ``manipulated_sequences/``), its ``method``, ``sparsity`` and
+            ``strength``; all share the real videos (written once), pairs and splits.
+        split_shares: (train, val, test) shares of the pairs, each > 0, summing to 1 within 1e-6.
 
     Returns:
         a :class:`SynthSummary`.
 
     Raises:
-        ValueError: bad parameters (the message names the parameter).
+        ValueError: bad parameters (the message names the parameter), or both ``methods`` and
+            ``variants`` given.
         FileExistsError: ``root/dataset.json`` exists and ``overwrite`` is False.
     """
     t0 = time.perf_counter()
     root = Path(root)
-    methods = tuple(methods)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods or len(set(methods)) != len(methods):
-        raise ValueError(f"methods must be distinct names from {list(METHODS)}, got {list(methods)}")
+    if variants is not None:
+        if methods is not None:
+            raise ValueError("give either methods or variants, not both (a variant names its own method; "
+                             f"got methods={list(methods)} and {len(variants)} variants)")
+        bad = [v for v in variants if not isinstance(v, Variant)]
+        if bad or not variants:
+            raise ValueError(f"variants must be a non-empty sequence of Variant, got {list(variants)!r}")
+        vnames = [v.name for v in variants]
+        if len(set(vnames)) != len(vnames):
+            raise ValueError(f"variant names must be distinct (they are folder names), got {vnames}")
+    else:
+        methods = ("Face2Face",) if methods is None else tuple(methods)
+        unknown = [m for m in methods if m not in METHODS]
+        if unknown or not methods or len(set(methods)) != len(methods):
+            raise ValueError(f"methods must be distinct names from {list(METHODS)}, got {list(methods)}")
+    shares = _check_shares(split_shares)
     if num_pairs < 3:
         raise ValueError(f"num_pairs must be >= 3 (one pair per split at least), got {num_pairs}")
     if frames < 8:
@@ -840,6 +989,9 @@ def generate(
         raise ValueError(f"strength must be >= 0, got {strength}")
     if fps <= 0:
         raise ValueError(f"fps must be > 0, got {fps}")
+    # one Variant per fake folder; a plain method is a variant named after it with the global settings
+    folders = (tuple(variants) if variants is not None
+               else tuple(Variant(m, m, float(sparsity), float(strength)) for m in methods or ()))
     if (root / "dataset.json").exists():
         if not overwrite:
             raise FileExistsError(f"{root / 'dataset.json'} exists: a dataset is already there "
@@ -852,11 +1004,10 @@ def generate(
     specs = [_real_spec(seed, i, n, fps) for i, n in enumerate(names)]
     perm = np.random.default_rng([seed, 0]).permutation(len(names))
     pairs = [(names[perm[2 * k]], names[perm[2 * k + 1]]) for k in range(num_pairs)]
-    splits = _split_pairs(pairs)
+    splits = _split_pairs(pairs, shares)
     split_of = {v: s for s, plist in splits.items() for p in plist for v in p}
     by_name = dict(zip(names, specs))
-    jobs = [_Job(str(root), by_name[t], by_name[s], methods, frames, (w, h), float(fps), float(strength),
-                 float(sparsity), seed) for t, s in pairs]
+    jobs = [_Job(str(root), by_name[t], by_name[s], folders, frames, (w, h), float(fps), seed) for t, s in pairs]
 
     load_footage("carphone")  # fail early (and warm the cache) before any worker starts
     load_footage("astronaut")
@@ -864,7 +1015,7 @@ def generate(
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(jobs) * 2 * (1 + len(methods)), desc="synth", unit="video", file=sys.stderr)
+        bar = tqdm(total=len(jobs) * 2 * (1 + len(folders)), desc="synth", unit="video", file=sys.stderr)
     videos: dict[str, dict[str, Any]] = {}
     try:
         if workers <= 1:
@@ -893,8 +1044,11 @@ def generate(
     (root / "splits").mkdir(parents=True, exist_ok=True)
     for s in SPLITS:
         atomic_write_json(root / "splits" / f"{s}.json", [list(p) for p in splits[s]], indent=1)
-    params = {"num_pairs": num_pairs, "methods": list(methods), "frames": frames, "fps": float(fps),
-              "size": [w, h], "strength": float(strength), "sparsity": float(sparsity)}
+    params = {"num_pairs": num_pairs, "methods": None if methods is None else list(methods), "frames": frames,
+              "fps": float(fps), "size": [w, h],
+              "strength": None if methods is None else float(strength),
+              "sparsity": None if methods is None else float(sparsity),
+              "variants": [v.to_dict() for v in folders], "split_shares": list(shares)}
     atomic_write_json(root / "dataset.json", {
         "name": "synthetic", "generator": "forensight.synth", "format_version": 1, "seed": seed,
         "compression": COMPRESSION, "crf": CRF, "params": params,

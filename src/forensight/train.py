@@ -47,6 +47,7 @@ from forensight.config import (
 from forensight.datasets.clips import ClipDataset, augment_batch, collate_clips, prepare_batch
 from forensight.io import atomic_write_json
 from forensight.modelfile import MODEL_FILE, load_model_file, save_model_file, update_model_file
+from forensight.models.temporal import lengths_to_mask
 from forensight.scoring import (
     BatchOutput,
     ClipPredictions,
@@ -77,12 +78,14 @@ class ClipDataModule(L.LightningDataModule):
     clip counts are known before the trainer starts. ``predict_dataloader`` serves the val split.
     """
 
-    def __init__(self, cache: Cache, model_cfg: ModelConfig, cfg: TrainConfig) -> None:
+    def __init__(self, cache: Cache, model_cfg: ModelConfig, cfg: TrainConfig, features: Any = None) -> None:
         super().__init__()
-        self.cache, self.model_cfg, self.cfg = cache, model_cfg, cfg
+        self.cache, self.model_cfg, self.cfg, self.features = cache, model_cfg, cfg, features
         spec = model_cfg.input_spec()
-        self.train_ds = make_dataset(cache, "train", spec, cfg.max_clips, cfg.max_frames)
-        self.val_ds = make_dataset(cache, "val", spec, cfg.max_clips, cfg.max_frames)
+        self.train_ds = make_dataset(cache, "train", spec, cfg.max_clips, cfg.max_frames, features, cfg.methods,
+                                     cfg.min_face_coverage)
+        self.val_ds = make_dataset(cache, "val", spec, cfg.max_clips, cfg.max_frames, features, cfg.methods,
+                                   cfg.min_face_coverage)
         labels = self.train_ds.labels()
         self.n_fake, self.n_real = int(labels.sum()), int((1 - labels).sum())
         if self.n_fake == 0 or self.n_real == 0:
@@ -119,7 +122,7 @@ class DetectorModule(L.LightningModule):
     """Model + loss + optimiser; batches are uint8 and get prepared here, on the device."""
 
     def __init__(self, model_cfg: dict[str, Any], train_cfg: dict[str, Any], pos_weight: float = 1.0,
-                 preprocess_hash: str = "") -> None:
+                 preprocess_hash: str = "", frozen_encoder: bool = False) -> None:
         super().__init__()
         from forensight.models.registry import build_model
 
@@ -128,16 +131,25 @@ class DetectorModule(L.LightningModule):
         self.train_cfg = merge(TrainConfig, train_cfg)
         self.model = build_model(self.model_cfg)
         self.spec = self.model_cfg.input_spec()
+        self.frozen_encoder = bool(frozen_encoder)
+        if self.frozen_encoder:  # trained on cached features: the encoder keeps its weights and statistics
+            for p in self.model.encoder.parameters():
+                p.requires_grad_(False)
         self.register_buffer("pos_weight", torch.tensor(float(pos_weight)))
         self._val = ClipPredictions()
         self._gen = torch.Generator().manual_seed(self.train_cfg.seed)
 
     def _step(self, batch: dict[str, Any], train: bool) -> tuple[torch.Tensor, Any]:
-        frames = batch["frames"]
-        if train and self.train_cfg.augment:
-            frames = augment_batch(frames, generator=self._gen)
-        x = prepare_batch(frames, self.spec, channels_last=self.device.type == "cuda")
-        out = self.model(x, batch["lengths"])
+        if "features" in batch:  # frozen encoder: classify the cached features
+            feats = batch["features"].float()
+            out = self.model.classify_features(feats, lengths_to_mask(batch["lengths"], *feats.shape[:2],
+                                                                      feats.device))
+        else:
+            frames = batch["frames"]
+            if train and self.train_cfg.augment:
+                frames = augment_batch(frames, generator=self._gen)
+            x = prepare_batch(frames, self.spec, channels_last=self.device.type == "cuda")
+            out = self.model(x, batch["lengths"])
         y = batch["label"].to(out.logits.dtype)
         loss = F.binary_cross_entropy_with_logits(out.logits.float(), y.float(), pos_weight=self.pos_weight)
         return loss, out
@@ -152,7 +164,12 @@ class DetectorModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss, out = self._step(batch, train=False)
-        self.log("val_loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=len(batch["label"]))
+        bs = len(batch["label"])
+        self.log("val_loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=bs)
+        # what the checkpoint is selected on: val_loss, from epoch min_epochs on (inf before)
+        eligible = self.current_epoch + 1 >= min(self.train_cfg.min_epochs, self.train_cfg.max_epochs)
+        self.log("val_select", loss if eligible else torch.full_like(loss, float("inf")), on_epoch=True,
+                 sync_dist=True, batch_size=bs)
         n = batch["lengths"].cpu().numpy()
         w = out.weights.detach().float().cpu().numpy()
         self._val.extend(batch, BatchOutput(logits=out.logits.detach().float().cpu().numpy().reshape(-1),
@@ -170,18 +187,41 @@ class DetectorModule(L.LightningModule):
         """The scoring path's forward (precision policy included) on one batch."""
         return forward_batch(self.model, batch, self.device)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> Any:
+        cfg = self.train_cfg
         params = [p for p in self.model.parameters() if p.requires_grad]
-        return torch.optim.AdamW(params, lr=self.train_cfg.lr, weight_decay=self.train_cfg.weight_decay)
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        per_epoch = max(1, total // max(1, cfg.max_epochs))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.warmup_epochs * per_epoch, total, cfg.schedule))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def train(self, mode: bool = True) -> DetectorModule:
         super().train(mode)
-        # keep frozen parts (e.g. the LipForensics front end + trunk) in eval mode: BN statistics stay
+        # keep frozen parts (the LipForensics front end + trunk, a frozen encoder) in eval mode
         keep = getattr(self.model, "frozen_modules", None)
         if mode and callable(keep):
             for m in keep():
                 m.eval()
+        if mode and self.frozen_encoder:
+            self.model.encoder.eval()
         return self
+
+
+def lr_lambda(warmup_steps: float, total_steps: int, schedule: str) -> Any:
+    """LR multiplier per optimiser step: linear warm-up from ~0 to 1 over ``warmup_steps``, then
+    constant or a cosine decay to 0 at ``total_steps``."""
+    import math
+
+    def f(step: int) -> float:
+        if warmup_steps > 0 and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if schedule == "constant":
+            return 1.0
+        span = max(1.0, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup_steps) / span)))
+
+    return f
 
 
 def _gather_predictions(p: ClipPredictions) -> ClipPredictions:
@@ -210,24 +250,33 @@ class TrainResult:
 
 
 def export_run(run_dir: str | Path, module: DetectorModule, cache: Cache, cfg: TrainConfig, best_epoch: int,
-               epochs_run: int, device: torch.device | str | None = None) -> dict[str, Any]:
+               epochs_run: int, device: torch.device | str | None = None,
+               features: Any = None) -> dict[str, Any]:
     """Write ``model.pt`` from ``module``'s weights, then choose the threshold on the validation
     split scored by the one scoring path FROM THAT FILE (the numbers ``evaluate --split val``
-    gives), and store it with the validation metrics (also in ``val_metrics.json``)."""
+    gives), and store it with the validation metrics (also in ``val_metrics.json``).
+
+    ``features``: the feature cache the module was trained on; its key is stored in the model
+    file, so ``evaluate`` scores from the same features by default.
+    """
     from forensight.metrics import choose_threshold, compute_all
 
     run_dir = Path(run_dir)
-    path = save_model_file(run_dir / MODEL_FILE, module.model, module.model_cfg, cache.config, cfg, 0.0, {})
+    extra = {"features": features.key} if features is not None else None
+    path = save_model_file(run_dir / MODEL_FILE, module.model, module.model_cfg, cache.config, cfg, 0.0, {},
+                           extra=extra)
     dev = resolve_device(device)
     lm = load_model_file(path, device=dev)
     preds, _ = score_split(lm, cache, "val", batch_size=cfg.batch_size, max_frames=cfg.max_frames,
-                           max_clips=cfg.max_clips, device=dev)
+                           max_clips=cfg.max_clips, device=dev, features=features is not None,
+                           methods=cfg.methods)
     _, y, s = preds.video_scores()
     two = len(set(y.tolist())) == 2
     threshold = choose_threshold(y, s, rule="eer") if two else 0.0
     val_metrics = (compute_all(y, s, threshold=threshold, clip_y=np.asarray(preds.labels),
                                clip_s=np.asarray(preds.logits)) if two else {"note": "validation split has one class"})
     val_metrics.update({"best_epoch": best_epoch, "epochs_run": epochs_run, "device": str(dev),
+                        "scored_from": "frozen-encoder features" if features is not None else "crops",
                         "threshold_rule": "eer on validation video scores (scoring path, from model.pt)",
                         "threshold": float(threshold)})
     update_model_file(path, threshold=float(threshold), val_metrics=val_metrics)
@@ -255,36 +304,47 @@ def train(cache_root: str | Path, run_dir: str | Path, model: ModelConfig | str,
                               "or choose a new --run-dir")
     if resume and not last.is_file():
         raise FileNotFoundError(f"nothing to resume: {last} does not exist")
+    from forensight.models.registry import check_training
+
     model_cfg = resolve_model_config(model)
+    check_training(model_cfg)
     cache = Cache.open(cache_root)
-    data = ClipDataModule(cache, model_cfg, cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    features = None
+    if _frozen_encoder(model_cfg, cfg):
+        from forensight.features import build_features
+        from forensight.models.registry import build_model
+
+        features, _ = build_features(cache, model_cfg, build_model(model_cfg), device=_device(cfg), progress=progress)
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+    data = ClipDataModule(cache, model_cfg, cfg, features=features)
+    run_dir.mkdir(parents=True, exist_ok=True)
     if launcher:
         save_yaml({"preprocess": cache.config.to_dict(), "model": model_cfg.to_dict(), "train": to_dict(cfg),
                    "preprocess_hash": cache.config.hash, "cache": str(Path(cache_root).resolve()),
                    "data": data.summary()}, run_dir / "config.yaml")
 
     module = DetectorModule(model_cfg.to_dict(), to_dict(cfg), pos_weight=data.pos_weight,
-                            preprocess_hash=cache.config.hash)
+                            preprocess_hash=cache.config.hash, frozen_encoder=features is not None)
     cuda = torch.cuda.is_available() and cfg.accelerator in ("auto", "gpu", "cuda")
     precision = cfg.precision if cfg.precision != "auto" else ("bf16-mixed" if cuda else "32-true")
-    best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min",
+    best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_select", mode="min",
                               save_last=True, save_top_k=1, auto_insert_metric_name=False)
     callbacks: list[Any] = [best_cb, EarlyStopping(monitor="val_loss", mode="min", patience=cfg.patience)]
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
-    trainer = L.Trainer(
-        default_root_dir=run_dir, max_epochs=cfg.max_epochs, accelerator=cfg.accelerator, devices=cfg.devices,
-        num_nodes=cfg.num_nodes, strategy=cfg.strategy, precision=precision,
-        accumulate_grad_batches=cfg.accumulate, callbacks=callbacks,
-        logger=[CSVLogger(run_dir / "logs", name="", version=""),
-                TensorBoardLogger(run_dir / "logs", name="", version="", default_hp_metric=False)],
-        enable_progress_bar=progress, log_every_n_steps=1, deterministic=False,
-        limit_train_batches=cfg.limit_train_batches, enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
-    trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
+    with _quiet_lightning(not progress):
+        trainer = L.Trainer(
+            default_root_dir=run_dir, max_epochs=cfg.max_epochs, accelerator=cfg.accelerator, devices=cfg.devices,
+            num_nodes=cfg.num_nodes, strategy=cfg.strategy, precision=precision,
+            accumulate_grad_batches=cfg.accumulate, callbacks=callbacks,
+            logger=[CSVLogger(run_dir / "logs", name="", version=""),
+                    TensorBoardLogger(run_dir / "logs", name="", version="", default_hp_metric=False)],
+            enable_progress_bar=progress, log_every_n_steps=1, deterministic=False,
+            limit_train_batches=cfg.limit_train_batches, enable_model_summary=False,
+            num_sanity_val_steps=0, min_epochs=min(cfg.min_epochs, cfg.max_epochs),
+        )
+        trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
     if not trainer.is_global_zero:
         return TrainResult(run_dir, run_dir / MODEL_FILE, -1, {}, time.perf_counter() - t0)
 
@@ -293,5 +353,57 @@ def train(cache_root: str | Path, run_dir: str | Path, model: ModelConfig | str,
     module.load_state_dict(state["state_dict"])
     best_epoch = int(state.get("epoch", -1))
     val_metrics = export_run(run_dir, module, cache, cfg, best_epoch, int(trainer.current_epoch),
-                             device="cuda" if cuda else "cpu")
+                             device="cuda" if cuda else "cpu", features=features)
     return TrainResult(run_dir, run_dir / MODEL_FILE, best_epoch, val_metrics, time.perf_counter() - t0)
+
+
+def _frozen_encoder(model_cfg: ModelConfig, cfg: TrainConfig) -> bool:
+    """Whether this run trains on cached frozen-encoder features (see ``TrainConfig.encoder_mode``)."""
+    from forensight.models.protocol import FrameFeatureDetector
+    from forensight.models.registry import build_model
+
+    if cfg.encoder_mode == "finetune":
+        return False
+    capable = isinstance(build_model(model_cfg, pretrained=False), FrameFeatureDetector)
+    if cfg.encoder_mode == "frozen":
+        if not capable or not model_cfg.weights:
+            raise ValueError(f"encoder_mode 'frozen' needs a region model with pretrained encoder weights; "
+                             f"{model_cfg.name} has weights={model_cfg.weights!r}")
+        return True
+    return capable and bool(model_cfg.weights)
+
+
+def _device(cfg: TrainConfig) -> str:
+    return "cuda" if torch.cuda.is_available() and cfg.accelerator in ("auto", "gpu", "cuda") else "cpu"
+
+
+class _quiet_lightning:
+    """Silence Lightning's banners, tips and known-harmless warnings while ``enabled``."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._levels: dict[str, int] = {}
+        self._warn: Any = None
+
+    def __enter__(self) -> None:
+        if not self.enabled:
+            return
+        import warnings
+
+        for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+            lg = logging.getLogger(name)
+            self._levels[name] = lg.level
+            lg.setLevel(logging.WARNING)
+        self._warn = warnings.catch_warnings()
+        self._warn.__enter__()
+        for pattern in (r".*isinstance\(treespec, LeafSpec\).*", r".*module\(s\) in eval mode.*",
+                        r".*does not have many workers.*", r".*exists and is not empty.*"):
+            warnings.filterwarnings("ignore", message=pattern)
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.enabled:
+            return
+        for name, level in self._levels.items():
+            logging.getLogger(name).setLevel(level)
+        if self._warn is not None:
+            self._warn.__exit__(*exc)

@@ -5,16 +5,29 @@ maps presentation timestamps to 0-based frame numbers, and the decoder seeks to 
 when the next wanted frame lies beyond the next keyframe, so a 300-frame video is never decoded
 32 times. Only wanted frames are converted to RGB.
 
-Frame numbers are presentation order; timestamps are seconds from the stream start.
+Frame numbers are presentation order; timestamps are seconds from the stream start, taken
+from each frame's own pts x time base (never frame number x nominal fps, so variable-frame-rate
+videos keep their real timing). The frame count is the number of packets read, never a header
+field (many containers, e.g. Matroska, store none).
 Rotation metadata (display matrix) is applied, so frames come out upright.
+
+Truncation. A file that stops early (a download or copy cut short) still opens and demuxes its
+surviving prefix. ``index_video`` compares what it read against what the container declares
+(the video stream's frame count, else its duration, else the container's duration when the
+video is its only stream) and records the shortfall in ``VideoIndex.truncation``; packets from
+the first corrupt (partly read) one on are dropped, so every indexed frame can be decoded.
+What to do with a truncated file is the caller's policy (``PreprocessConfig.on_truncated``).
+An MP4 whose index (``moov`` atom) sits at the end of the file, FFmpeg's default, does not open
+at all once cut: that is ``unreadable``; a "faststart" MP4 (index first) is indexed and flagged.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Self
 
 import av
 import numpy as np
@@ -23,6 +36,8 @@ from forensight.config import PreprocessConfig
 from forensight.records import PreprocessError, SampledFrames, VideoInfo
 
 __all__ = [
+    "FrameStore",
+    "Truncation",
     "VideoIndex",
     "clip_starts",
     "index_video",
@@ -32,6 +47,41 @@ __all__ = [
     "sample_indices",
     "write_video",
 ]
+
+
+@dataclass(frozen=True)
+class Truncation:
+    """A video that ends before what its container declares.
+
+    Attributes:
+        found_frames: frames indexed (all decodable).
+        declared_frames: frames the container declares; when it declares only a duration, the
+            estimate ``round(declared_s * fps)`` (``estimated`` is then True).
+        found_s: end time of the last indexed frame (its pts + one frame duration), seconds.
+        declared_s: declared end time in seconds, or None when only a frame count is declared.
+        basis: what was compared: "frame_count", "duration" or "corrupt_packet" (a packet that
+            was only partly read: the data stops inside it).
+        estimated: whether ``declared_frames`` is estimated from a duration.
+    """
+
+    found_frames: int
+    declared_frames: int
+    found_s: float
+    declared_s: float | None
+    basis: str
+    estimated: bool = False
+
+    def message(self, path: str | Path) -> str:
+        about = "about " if self.estimated else ""
+        secs = f" ({self.found_s:.2f} of {self.declared_s:.2f} s)" if self.declared_s is not None else ""
+        return (f"{path}: truncated: {self.found_frames} of {about}{self.declared_frames} declared frames{secs} "
+                f"survive (basis: {self.basis}); the file is cut short or damaged")
+
+    def to_dict(self) -> dict[str, int | float | str | bool | None]:
+        return {"found_frames": self.found_frames, "declared_frames": self.declared_frames,
+                "found_s": round(self.found_s, 6),
+                "declared_s": None if self.declared_s is None else round(self.declared_s, 6),
+                "basis": self.basis, "estimated": self.estimated}
 
 
 @dataclass
@@ -44,6 +94,12 @@ class VideoIndex:
         keyframes: int64 (K,) frame numbers that are keyframes (seek targets), sorted.
         time_base: seconds per pts unit.
         start_pts: pts of the first frame.
+        seekable: False when packets carry no timestamps (decode order = presentation order).
+        declared_frames: the stream's frame count from the container header, or None.
+        declared_s: the declared end time of the video in seconds (stream duration, its
+            Matroska ``DURATION`` tag, or the container's duration if the video is its only
+            stream), or None.
+        truncation: set when fewer frames were read than declared (see ``Truncation``).
     """
 
     info: VideoInfo
@@ -52,6 +108,9 @@ class VideoIndex:
     time_base: float
     start_pts: int
     seekable: bool = True
+    declared_frames: int | None = None
+    declared_s: float | None = None
+    truncation: Truncation | None = None
 
     def timestamps(self, indices: np.ndarray) -> np.ndarray:
         """Seconds from the first frame for the given frame numbers."""
@@ -81,11 +140,87 @@ def _rotation_of(stream: av.video.stream.VideoStream, container: av.container.In
     return rot - rot % 90
 
 
+def _tag_seconds(value: str) -> float | None:
+    """Seconds of a Matroska ``DURATION`` tag (``HH:MM:SS.fffffffff``), or None if malformed."""
+    try:
+        hh, mm, ss = value.strip().split(":")
+        return int(hh) * 3600 + int(mm) * 60 + float(ss)
+    except ValueError:
+        return None
+
+
+def _declared_length(stream: av.video.stream.VideoStream,
+                     container: av.container.InputContainer) -> tuple[int | None, float | None]:
+    """(declared frame count or None, declared end time in seconds or None) of ``stream``.
+
+    The frame count is the header's (``nb_frames``: MP4, MOV, AVI); the end time is the stream's
+    own duration (plus its start time), else its Matroska ``DURATION`` tag, else the container's
+    duration, but only when the video is the container's only stream (an audio track may
+    legitimately run longer than the video).
+    """
+    frames = int(stream.frames or 0) or None
+    tb = float(stream.time_base) if stream.time_base else 0.0
+    start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
+    if stream.duration and tb:
+        return frames, start + float(stream.duration * tb)
+    tag = next((v for k, v in stream.metadata.items() if k.upper() == "DURATION"), None)
+    if tag is not None and (secs := _tag_seconds(str(tag))) is not None:
+        return frames, secs
+    if container.duration and len(container.streams) == 1:
+        c_start = container.start_time / 1e6 if container.start_time is not None else 0.0
+        return frames, c_start + container.duration / 1e6
+    return frames, None
+
+
+def _truncation(found: int, empty: int, found_s: float, fps: float, declared_frames: int | None,
+                declared_s: float | None, corrupt: bool) -> Truncation | None:
+    """Compare what was read with what is declared (see ``Truncation``); None = complete.
+
+    With a declared frame count the comparison is exact (zero-size packets, i.e. dropped or
+    repeated frames, count as present). With only a declared duration the video is truncated
+    when its last frame ends more than two frame durations (at least 50 ms) before it, so
+    millisecond timestamp rounding never flags a complete file.
+    """
+    estimated = False
+    if declared_frames is None and declared_s is not None:
+        declared_frames, estimated = (round(declared_s * fps) if fps else found), True
+    if corrupt:
+        basis = "corrupt_packet"
+    elif declared_frames is not None and not estimated and found + empty < declared_frames:
+        basis = "frame_count"
+    elif estimated and declared_s is not None and found_s < declared_s - max(2.0 / fps if fps else 0.0, 0.05):
+        basis = "duration"
+    else:
+        return None
+    return Truncation(found_frames=found, declared_frames=max(int(declared_frames or found), found),
+                      found_s=found_s, declared_s=declared_s, basis=basis, estimated=estimated)
+
+
+def _safe_prefix(decode_order_pts: np.ndarray) -> np.ndarray:
+    """Sorted unique pts of the surviving frames of a truncated stream that no lost frame precedes.
+
+    Packets come in decode order; with B-frames a frame is presented up to ``d`` frames before
+    its decode position (``d`` = reorder depth, estimated as the largest ``position - rank`` over
+    the surviving packets; 2 for x264's defaults). A packet lost with the cut at decode position
+    ``j >= m`` is thus presented at rank ``>= m - d``, so the first ``m - d`` frames in
+    presentation order are exactly frames ``0 .. m-d-1`` of the complete video; the up to ``d``
+    frames after them are dropped, as a lost frame may sit between them (frame numbers would
+    shift). ``m`` = surviving packets.
+    """
+    m = decode_order_pts.size
+    rank = np.argsort(np.argsort(decode_order_pts, kind="stable"), kind="stable")
+    depth = int(max(0, (np.arange(m) - rank).max())) if m else 0
+    return np.unique(np.sort(decode_order_pts)[: max(m - depth, 0)])
+
+
 def index_video(path: str | Path, max_side: int = 0) -> VideoIndex:
     """Read the packet index of ``path``'s first video stream (no full decode).
 
     Raises ``PreprocessError`` with reason ``not_found``, ``empty_file``, ``unreadable``,
     ``no_video_stream``, ``too_large`` (a side above ``max_side`` > 0) or ``too_short`` (no frame).
+    A file shorter than declared is indexed on the frames that survive, and
+    ``VideoIndex.truncation`` says so (raising is the caller's policy). Only the first frame is
+    decoded (for its rotation metadata).
     """
     path = Path(path)
     container = _open(path)
@@ -102,10 +237,16 @@ def index_video(path: str | Path, max_side: int = 0) -> VideoIndex:
         pts_list: list[int] = []
         key_pts: list[int] = []
         seq = 0
+        empty = 0  # zero-size packets (dropped / repeated frames): counted by headers, never decoded
         seekable = True
+        corrupt = False
         try:
             for packet in container.demux(stream):
+                if packet.is_corrupt:
+                    corrupt = True  # the data ends inside this packet: it and all after it are lost
+                    break
                 if packet.size == 0:
+                    empty += packet.pts is not None or packet.dts is not None
                     continue
                 p = packet.pts if packet.pts is not None else packet.dts
                 if p is None:
@@ -118,24 +259,34 @@ def index_video(path: str | Path, max_side: int = 0) -> VideoIndex:
         except av.error.FFmpegError as e:
             if not pts_list:
                 raise PreprocessError("unreadable", f"{path}: cannot read packets ({e})") from e
-            # a truncated tail: keep the frames whose packets were read
+            corrupt = True  # a damaged tail: keep the frames whose packets were read, flag the rest
         if not pts_list:
             raise PreprocessError("too_short", f"{path} contains no video frames")
-        pts = np.unique(np.asarray(pts_list, dtype=np.int64))
-        keyframes = np.searchsorted(pts, np.unique(np.asarray(key_pts, dtype=np.int64)))
-        if keyframes.size == 0 or keyframes[0] != 0:
-            keyframes = np.concatenate([[0], keyframes]).astype(np.int64)
         tb = float(stream.time_base) if stream.time_base else 1.0
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else 0.0
+        pts = np.unique(np.asarray(pts_list, dtype=np.int64))
+        if not fps and pts.size > 1 and pts[-1] > pts[0]:
+            fps = (pts.size - 1) / float((pts[-1] - pts[0]) * tb)
+        declared_frames, declared_s = _declared_length(stream, container)
+        frame_s = 1.0 / fps if fps else 0.0
+        end_s = float(pts[-1] * tb) + frame_s if seekable else pts.size * frame_s  # end of the last frame
+        truncation = _truncation(int(pts.size), empty, end_s, fps, declared_frames, declared_s, corrupt)
+        if truncation is not None and seekable:
+            pts = _safe_prefix(np.asarray(pts_list, dtype=np.int64))
+            if pts.size == 0:
+                raise PreprocessError("too_short", truncation.message(path) + "; no frame survives")
+            truncation = replace(truncation, found_frames=int(pts.size), found_s=float(pts[-1] * tb) + frame_s)
+        key = np.unique(np.asarray(key_pts, dtype=np.int64))
+        keyframes = np.searchsorted(pts, key[np.isin(key, pts)])
+        if keyframes.size == 0 or keyframes[0] != 0:
+            keyframes = np.concatenate([[0], keyframes]).astype(np.int64)
         n = int(pts.size)
         if n > 1:
             span = (pts[-1] - pts[0]) * tb
-            duration = float(span + (1.0 / fps if fps else span / (n - 1)))
-            if not fps:
-                fps = (n - 1) / span if span > 0 else 0.0
+            duration = float(span + (frame_s if fps else span / (n - 1)))
         else:
-            duration = 1.0 / fps if fps else 0.0
+            duration = frame_s
         container.seek(0)
         rotation = _rotation_of(stream, container)
         if rotation in (90, 270):
@@ -143,7 +294,8 @@ def index_video(path: str | Path, max_side: int = 0) -> VideoIndex:
         info = VideoInfo(width=w, height=h, fps=fps, num_frames=n, duration_s=duration,
                          rotation=rotation, codec=cc.name)
         return VideoIndex(info=info, pts=pts, keyframes=keyframes, time_base=tb, start_pts=int(pts[0]),
-                          seekable=seekable)
+                          seekable=seekable, declared_frames=declared_frames, declared_s=declared_s,
+                          truncation=truncation)
     finally:
         container.close()
 
@@ -203,6 +355,21 @@ def _to_rgb(frame: av.VideoFrame, rotation: int) -> np.ndarray:
     return rgb
 
 
+def _decode_frames(container: av.container.InputContainer,
+                   stream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]:
+    """Decode ``stream`` from the current position: each packet decoded once, in file order.
+
+    At a corrupt (partly read) packet, where a cut file's data stops, decoding ends: that
+    packet is not sent to the decoder (it would fail and lose the frames still held for
+    reordering); the decoder is drained instead, so every frame ``index_video`` indexed comes out.
+    """
+    for packet in container.demux(stream):
+        if packet.is_corrupt:
+            yield from stream.codec_context.decode(None)  # drain the frames held for reordering
+            return
+        yield from packet.decode()  # the final empty packet drains the decoder
+
+
 def iter_frames(
     path: str | Path,
     indices: Iterable[int] | np.ndarray,
@@ -246,7 +413,7 @@ def iter_frames(
             if frames is None or k - pos - 1 >= max(min_seek_gap, 1):
                 if k > 0:
                     container.seek(int(idx.pts[k]), stream=stream, backward=True, any_frame=False)
-                frames = container.decode(stream)
+                frames = _decode_frames(container, stream)
             try:
                 for frame in frames:
                     seq += 1
@@ -335,6 +502,101 @@ def _as_fraction(fps: float):
     from fractions import Fraction
 
     return Fraction(fps).limit_denominator(1001)
+
+
+class FrameStore:
+    """Append-only sequence of decoded frames whose RAM use is bounded by ``budget_bytes``.
+
+    Frames are kept in memory while their total size stays within the budget; every later frame
+    is appended to an anonymous temporary file (``tempfile.TemporaryFile`` in ``spill_dir``, or
+    the system's temporary folder; unlinked at once, so it vanishes even if the process is
+    killed) with plain writes, not a memory map, so spilled frames never count towards the
+    process's resident memory. :meth:`drain` gives the frames back once, in order, releasing
+    each in-memory frame as it goes and reading spilled ones one at a time: at most
+    ``budget_bytes`` + one frame are resident at any time. Frames come back bit for bit.
+
+    Disk use: ``H * W * 3`` bytes per spilled frame (about 6.2 MB at 1080p).
+    """
+
+    def __init__(self, budget_bytes: int, spill_dir: str | Path | None = None) -> None:
+        if budget_bytes < 0:
+            raise ValueError(f"budget_bytes must be >= 0, got {budget_bytes}")
+        self.budget_bytes = int(budget_bytes)
+        self.spill_dir = spill_dir
+        self._mem: list[np.ndarray | None] = []
+        self._disk: list[tuple[int, ...]] = []  # shapes of the spilled frames, in order
+        self._file = None
+        self.resident_bytes = 0
+        self.peak_resident_bytes = 0
+        self.spilled_bytes = 0
+        self._drained = False
+
+    def __len__(self) -> int:
+        return len(self._mem) + len(self._disk)
+
+    @property
+    def num_in_memory(self) -> int:
+        return len(self._mem)
+
+    @property
+    def num_spilled(self) -> int:
+        return len(self._disk)
+
+    def append(self, frame: np.ndarray) -> None:
+        """Store one uint8 frame (any shape); it is copied to disk or kept as it is (not copied)."""
+        if self._drained:
+            raise RuntimeError("FrameStore: append after drain")
+        frame = np.ascontiguousarray(frame)
+        if frame.dtype != np.uint8:
+            raise ValueError(f"FrameStore holds uint8 frames, got {frame.dtype}")
+        if not self._disk and self.resident_bytes + frame.nbytes <= self.budget_bytes:
+            self._mem.append(frame)
+            self.resident_bytes += frame.nbytes
+            self.peak_resident_bytes = max(self.peak_resident_bytes, self.resident_bytes)
+            return
+        if self._file is None:
+            import tempfile
+
+            # lives as long as the store (closed by close / drain / __exit__)
+            self._file = tempfile.TemporaryFile(prefix="forensight-frames-", dir=self.spill_dir)  # noqa: SIM115
+        self._file.write(memoryview(frame).cast("B"))
+        self._disk.append(frame.shape)
+        self.spilled_bytes += frame.nbytes
+
+    def drain(self) -> Iterator[np.ndarray]:
+        """Yield every stored frame once, in order, releasing it from the store."""
+        if self._drained:
+            raise RuntimeError("FrameStore: already drained")
+        self._drained = True
+        for i, frame in enumerate(self._mem):
+            self._mem[i] = None
+            self.resident_bytes -= frame.nbytes
+            yield frame
+            del frame
+        if self._file is not None:
+            self._file.flush()
+            self._file.seek(0)
+            for shape in self._disk:
+                n = int(np.prod(shape))
+                buf = np.fromfile(self._file, dtype=np.uint8, count=n)
+                if buf.size != n:
+                    raise OSError(f"FrameStore: the spill file ended early ({buf.size} of {n} bytes)")
+                yield buf.reshape(shape)
+        self.close()
+
+    def close(self) -> None:
+        """Free the memory and delete the spill file (idempotent)."""
+        self._mem = []
+        self.resident_bytes = 0
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def prefetch(items: Iterable, depth: int = 4) -> Iterator:

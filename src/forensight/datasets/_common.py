@@ -39,9 +39,24 @@ def is_video(path: Path, extensions: Iterable[str] = VIDEO_EXTENSIONS) -> bool:
     return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in tuple(extensions)
 
 
+def is_video_candidate(path: Path, extensions: Iterable[str] = VIDEO_EXTENSIONS) -> bool:
+    """True for a non-hidden path whose suffix (case-insensitive) is in ``extensions``, WHATEVER it is.
+
+    A directory named ``x.mp4``, a dangling symbolic link or a named pipe is a candidate too: the
+    readers keep it as a record so that preprocessing reports what it is (``not_regular_file``,
+    ``dangling_link``) instead of it vanishing without a word.
+    """
+    return not path.name.startswith(".") and path.suffix.lower() in tuple(e.lower() for e in extensions)
+
+
 def list_videos(folder: Path, recursive: bool = False,
                 extensions: Iterable[str] = VIDEO_EXTENSIONS) -> list[Path]:
-    """Video files in ``folder`` (sorted by path); hidden files and folders are skipped."""
+    """Every video candidate in ``folder`` (see ``is_video_candidate``), sorted by path.
+
+    Hidden files and folders are skipped, symbolic links to folders are not followed (the link
+    itself is a candidate if its name has a video suffix), and folders are searched inside even
+    when their own name has a video suffix. Non-regular candidates are kept, not dropped.
+    """
     exts = tuple(e.lower() for e in extensions)
     it = folder.rglob("*") if recursive else folder.iterdir()
     out = []
@@ -49,7 +64,7 @@ def list_videos(folder: Path, recursive: bool = False,
         rel = p.relative_to(folder)
         if any(part.startswith(".") for part in rel.parts):
             continue
-        if is_video(p, exts):
+        if is_video_candidate(p, exts):
             out.append(p)
     return sorted(out)
 

@@ -36,17 +36,18 @@ class ClipRef:
 
 
 def clip_item(video_id: str, label: int, region: np.ndarray, frame_indices: np.ndarray, start: int,
-              stop: int) -> dict[str, Any]:
-    """One item: positions ``[start, stop)`` of a region array.
+              stop: int, key: str = "frames") -> dict[str, Any]:
+    """One item: positions ``[start, stop)`` of a per-frame array.
 
-    ``region`` is uint8 ``(T, h, w)`` or ``(T, h, w, c)``; the item holds ``frames`` uint8
-    ``(stop - start, h, w, c)`` (a private copy), ``label`` float (1 = fake), ``length``,
-    ``video_id``, ``start`` (position) and ``frame_indices`` int64 (source frame numbers).
+    ``region`` is uint8 ``(T, h, w)`` or ``(T, h, w, c)`` crops (``key="frames"``; the item holds
+    uint8 ``(stop - start, h, w, c)``) or ``(T, D)`` encoder features (``key="features"``); always
+    a private copy. Also ``label`` float (1 = fake), ``length``, ``video_id``, ``start`` (position)
+    and ``frame_indices`` int64 (source frame numbers).
     """
     arr = region[start:stop]
-    if arr.ndim == 3:
+    if key == "frames" and arr.ndim == 3:
         arr = arr[..., None]
-    return {"frames": torch.from_numpy(np.array(arr)), "label": torch.tensor(float(label)),
+    return {key: torch.from_numpy(np.array(arr)), "label": torch.tensor(float(label)),
             "length": stop - start, "video_id": video_id, "start": start,
             "frame_indices": torch.from_numpy(np.array(frame_indices[start:stop], dtype=np.int64))}
 
@@ -54,11 +55,16 @@ def clip_item(video_id: str, label: int, region: np.ndarray, frame_indices: np.n
 class ClipDataset(Dataset):
     """uint8 clips of a cache's videos, planned with :func:`~forensight.planning.plan_clips`.
 
+    With ``features`` (a :class:`forensight.features.FeatureCache`), items hold the clip's frozen
+    encoder ``features`` (float32 ``(T, D)``) instead of ``frames``: the same plans, the same clips.
+
     Args:
         cache: the opened cache.
         video_ids: which videos (e.g. ``cache.video_ids(split="train")``).
         spec: the model's input spec (region, clip length).
         max_clips, max_frames: see :func:`~forensight.planning.plan_clips`.
+        features: read precomputed encoder features instead of crops.
+        min_coverage: see :func:`~forensight.planning.plan_clips` (``low_face_coverage``).
 
     Attributes:
         refs: one :class:`ClipRef` per item.
@@ -67,8 +73,9 @@ class ClipDataset(Dataset):
     """
 
     def __init__(self, cache: Cache, video_ids: list[str], spec: InputSpec, max_clips: int = 0,
-                 max_frames: int = 0) -> None:
+                 max_frames: int = 0, features: Any = None, min_coverage: float = 0.0) -> None:
         self.cache = cache
+        self.features = features
         self.spec = spec
         self.region = spec.region
         self.refs: list[ClipRef] = []
@@ -79,7 +86,7 @@ class ClipDataset(Dataset):
         for vid in video_ids:
             entry = cache.load(vid, regions=[self.region])
             plan = plan_clips(entry.indices, entry.observed, spec, step=step, max_frames=max_frames,
-                              max_clips=max_clips)
+                              max_clips=max_clips, min_coverage=min_coverage)
             self.plans[vid] = plan
             if not plan.clips:
                 self.unscored[vid] = f"{plan.reason}: {plan.message}"
@@ -99,6 +106,11 @@ class ClipDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         ref = self.refs[i]
         e = self._entry(ref.video_id)
+        if self.features is not None:
+            item = clip_item(ref.video_id, ref.label, self.features.load(ref.video_id), e.indices, ref.start,
+                             ref.stop, key="features")
+            item["features"] = item["features"].float()
+            return item
         return clip_item(ref.video_id, ref.label, e.regions[self.region], e.indices, ref.start, ref.stop)
 
     def labels(self) -> np.ndarray:
@@ -107,16 +119,18 @@ class ClipDataset(Dataset):
 
 
 def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack items, zero-padding to the longest clip; ``lengths`` marks the valid frames."""
+    """Stack items (``frames`` or ``features``), zero-padding to the longest clip; ``lengths``
+    marks the valid frames."""
+    key = "features" if "features" in items[0] else "frames"
     t_max = max(int(it["length"]) for it in items)
-    first = items[0]["frames"]
-    frames = torch.zeros((len(items), t_max, *first.shape[1:]), dtype=first.dtype)
+    first = items[0][key]
+    data = torch.zeros((len(items), t_max, *first.shape[1:]), dtype=first.dtype)
     idx = torch.full((len(items), t_max), -1, dtype=torch.int64)
     for b, it in enumerate(items):
         t = int(it["length"])
-        frames[b, :t] = it["frames"]
+        data[b, :t] = it[key]
         idx[b, :t] = it["frame_indices"]
-    return {"frames": frames, "label": torch.stack([it["label"] for it in items]),
+    return {key: data, "label": torch.stack([it["label"] for it in items]),
             "lengths": torch.tensor([int(it["length"]) for it in items], dtype=torch.int64),
             "video_id": [it["video_id"] for it in items], "start": [it["start"] for it in items],
             "frame_indices": idx}

@@ -10,12 +10,15 @@ Columns (header required, order free, names case-insensitive):
   the path relative to the CSV's folder without extension (``/`` written ``__``).
 
 Blank rows are skipped. A bad row (unknown label or split, empty path, missing file, duplicate
-qualified id) is a ValueError naming the CSV file and line number.
+qualified id) is a ValueError naming the CSV file and line number. A path that exists but is not a
+regular video file (a folder, a dangling link, a named pipe) is kept as a record: preprocessing
+records what it is (``not_regular_file``, ``dangling_link``).
 """
 
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 from forensight.datasets._common import name_from_relpath, normalise_split
@@ -58,7 +61,8 @@ def read_csv_manifest(root: str | Path, dataset: str | None = None, check_exists
     Args:
         root: the CSV file (or a folder holding exactly one ``*.csv``).
         dataset: default dataset name for rows without a ``dataset`` value (default: the CSV stem).
-        check_exists: require every video file to exist (a missing one is an error naming its line).
+        check_exists: require something to exist at every video path (nothing there is an error
+            naming its line; a dangling link or a folder is kept for preprocessing to report).
 
     Raises:
         FileNotFoundError: the CSV is missing.
@@ -95,7 +99,7 @@ def read_csv_manifest(root: str | Path, dataset: str | None = None, check_exists
             label = parse_label(cell["label"], where)
             rel = Path(cell["path"])
             video = rel if rel.is_absolute() else base / rel
-            if check_exists and not video.is_file():
+            if check_exists and not os.path.lexists(video):
                 raise ValueError(f"{where}: video {video} does not exist")
             split = normalise_split(cell.get("split", ""), where)
             if rel.is_absolute():

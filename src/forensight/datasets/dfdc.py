@@ -7,15 +7,19 @@ mapping a video file name in the same folder to its description::
     {"aaqaifqrwn.mp4": {"label": "FAKE", "split": "train", "original": "vudstovrck.mp4"}, ...}
 
 Labels "REAL"/"FAKE" become 0/1; the metadata ``split`` ("train", "val"/"validation", "test")
-gives the split. The test set as released after the challenge ships ``labels.csv``
-(``filename,label`` with label 1 = fake) instead: such a file in the same folders is read too, its
-videos get split "test".
+gives the split. The LipForensics DFDC test folder's ``metadata.json`` describes each video with
+``"is_fake": 0 | 1`` (or true/false) and no split instead: such entries are test videos. The test
+set as released after the challenge ships ``labels.csv`` (``filename,label`` with label 1 = fake)
+instead: such a file in the same folders is read too, its videos get split "test".
 
 ``test_list="lipforensics"`` uses the 3,215 DFDC test videos LipForensics reports on (packaged
 with forensight as ``resources/dfdc_test_videos.txt``, one video name per line without
 extension): the test split becomes EXACTLY those videos (any other video the metadata marks
 "test" gets split "" and is dropped unless ``include_unsplit``), and a listed video that is not
-found is an error naming how many are missing and the first few, unless ``allow_missing=True``.
+found is an error naming how many are missing and the first few, unless ``allow_missing=True``:
+then each missing video is still returned as a record (its path does not exist), so preprocessing
+records it as failed (``not_found``) with a manifest row, and nothing is dropped without a word.
+A listed video absent from every metadata file has no label: it is counted in the warning.
 
 Records: dataset "DFDC", compression "raw", method "original" (real) or "fake"; names are file
 stems (DFDC names are unique across parts).
@@ -76,8 +80,15 @@ def _entries(folder: Path) -> Iterable[tuple[str, int, str, str]]:
             raise ValueError(f"{meta}: expected a JSON object mapping file names to descriptions")
         for fname, desc in data.items():
             where = f"{meta} entry {fname!r}"
+            if isinstance(desc, dict) and "label" not in desc and "is_fake" in desc:  # LipForensics test folder
+                flag = desc["is_fake"]
+                if flag not in (0, 1, True, False):
+                    raise ValueError(f"{where}: is_fake must be 0/1 or true/false, got {flag!r}")
+                yield fname, FAKE if flag else REAL, normalise_split(str(desc.get("split", "test")), where), where
+                continue
             if not isinstance(desc, dict) or str(desc.get("label", "")).upper() not in _LABELS:
-                raise ValueError(f"{where}: expected {{'label': 'REAL' | 'FAKE', ...}}, got {desc!r}")
+                raise ValueError(f"{where}: expected {{'label': 'REAL' | 'FAKE', ...}} or {{'is_fake': 0 | 1}}, "
+                                 f"got {desc!r}")
             split = normalise_split(str(desc.get("split", "")), where)
             yield fname, _LABELS[str(desc["label"]).upper()], split, where
     labels = folder / "labels.csv"
@@ -131,13 +142,16 @@ def read_dfdc(
             path = folder / fname
             if not path.is_file():
                 absent.append(str(path))
-                continue
+                if not allow_missing:
+                    continue  # an error below
             records.append(VideoRecord(path=path, label=label, split=split, dataset=dataset,
                                        method="original" if label == REAL else "fake",
                                        compression="raw", name=Path(fname).stem))
     if absent:
-        msg = missing_message("videos named in DFDC metadata", absent, len(absent) + len(records),
-                              "download them or pass allow_missing=True")
+        msg = missing_message("videos named in DFDC metadata", absent, len(records) if allow_missing
+                              else len(absent) + len(records),
+                              "download them or pass allow_missing=True (--allow-missing): each is then "
+                              "recorded as failed (not_found)")
         if not allow_missing:
             raise ValueError(msg)
         warnings.warn(msg, stacklevel=2)
@@ -151,7 +165,8 @@ def read_dfdc(
         if missing:
             msg = missing_message("videos of the DFDC test list", missing, len(names),
                                   "put them (with their metadata.json/labels.csv) under the root "
-                                  "or pass allow_missing=True")
+                                  "or pass allow_missing=True (--allow-missing); listed videos with no "
+                                  "metadata have no label and cannot be scored")
             if not allow_missing:
                 raise ValueError(msg)
             warnings.warn(msg, stacklevel=2)

@@ -7,8 +7,15 @@ Expected tree under ``root`` (the layout of the official download script)::
 
 ``<compression>`` is ``c0``, ``c23`` or ``c40``. Any folder under ``manipulated_sequences`` is a
 method (Deepfakes, Face2Face, FaceSwap, NeuralTextures, FaceShifter, or e.g. the synthetic
-dataset's EyeBlink). A fake ``<target>_<source>`` shows the target video's scene with the
+dataset's EyeBlink and its sweep variants such as ``Face2Face_f0.25``); the folder name is the
+record's ``method``. A fake ``<target>_<source>`` shows the target video's scene with the
 source's face (or expressions).
+
+Ground truth of when a fake is manipulated: when ``root/dataset.json`` (written by
+``forensight.synth``) lists a fake as ``videos["<method folder>/<name>"]`` with
+``manipulated_frames``, the record carries those 0-based frame numbers
+(``VideoRecord.manipulated_frames``); otherwise (real FaceForensics++, and every real video) it
+is None.
 
 Splits are lists of ``[target, source]`` id pairs per split (the official 360/70/70 pairs). A real
 video id belongs to the split of the pair that contains it; a fake ``t_s`` to the split of the
@@ -25,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from forensight.datasets._common import (
-    dataset_name,
     keep_split,
     list_videos,
     read_json,
@@ -117,6 +123,29 @@ def _resolve_pairs(root: Path, splits: str | Path | Mapping[str, Sequence[Sequen
     return {str(k): _parse_pairs([list(p) for p in v], f"splits[{k!r}]") for k, v in splits.items()}
 
 
+def _description(root: Path) -> dict[str, Any]:
+    """``root/dataset.json`` (the synthetic dataset's description) as a dict, or {} when absent."""
+    path = root / "dataset.json"
+    if not path.is_file():
+        return {}
+    data = read_json(path, "dataset description")
+    return data if isinstance(data, dict) else {}
+
+
+def _manipulated_frames(desc: dict[str, Any], method: str, name: str, where: Path) -> tuple[int, ...] | None:
+    """The ``manipulated_frames`` that ``dataset.json`` lists for ``<method>/<name>``, or None."""
+    videos = desc.get("videos")
+    entry = videos.get(f"{method}/{name}") if isinstance(videos, dict) else None
+    frames = entry.get("manipulated_frames") if isinstance(entry, dict) else None
+    if frames is None:
+        return None
+    if not isinstance(frames, list) or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 0
+                                               for k in frames):
+        raise ValueError(f"{where}: videos[{method + '/' + name!r}].manipulated_frames must be a list of "
+                         f"non-negative integers, got {frames!r}")
+    return tuple(frames)
+
+
 def read_ffpp(
     root: str | Path,
     compression: str = "c23",
@@ -143,6 +172,10 @@ def read_ffpp(
         dataset: dataset name for the qualified ids; default the ``name`` in ``root/dataset.json``
             if present (e.g. "synthetic"), else "FaceForensics++".
 
+    Returns:
+        the records; a fake's ``manipulated_frames`` comes from ``root/dataset.json`` when that file
+        lists it (the synthetic dataset), else None; real videos have None.
+
     Raises:
         FileNotFoundError: naming the expected folder (root, original videos, a requested method).
         ValueError: for an unknown compression, an empty videos folder, or no method found.
@@ -151,7 +184,8 @@ def read_ffpp(
     require_dir(root, "FaceForensics++ root")
     if compression not in COMPRESSIONS:
         raise ValueError(f"compression must be one of {list(COMPRESSIONS)}, got {compression!r}")
-    name = dataset or dataset_name(root, "FaceForensics++")
+    desc = _description(root)
+    name = dataset or str(desc.get("name") or "FaceForensics++")
     real_split, fake_split = split_lookup(_resolve_pairs(root, splits))
 
     records: list[VideoRecord] = []
@@ -181,5 +215,8 @@ def read_ffpp(
         if not videos and methods is not None:
             raise ValueError(f"no video files in {folder} (expected e.g. 000_003.mp4)")
         records += [VideoRecord(path=p, label=FAKE, split=fake_split.get(p.stem, ""), dataset=name,
-                                method=mdir.name, compression=compression, name=p.stem) for p in videos]
+                                method=mdir.name, compression=compression, name=p.stem,
+                                manipulated_frames=_manipulated_frames(desc, mdir.name, p.stem,
+                                                                       root / "dataset.json"))
+                    for p in videos]
     return keep_split(records, include_unsplit)

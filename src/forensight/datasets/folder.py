@@ -7,6 +7,8 @@ Three arrangements are accepted under ``root``::
     train/real/..., train/fake/..., val/real/..., ...   (split folders first)
 
 Videos are found recursively (common video extensions, case-insensitive; hidden files skipped).
+Every path with a video extension becomes a record, also one that is not a regular file (a
+folder named ``x.mp4``, a dangling link, a named pipe): preprocessing records why it failed.
 A video's split is the ``train``/``val``/``test`` folder directly inside (or directly above)
 ``real``/``fake`` when present; videos outside such a folder get split "". Names are the path
 relative to the label folder without extension, ``/`` written ``__``, with the split

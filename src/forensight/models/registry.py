@@ -38,6 +38,7 @@ __all__ = [
     "Architecture",
     "architectures",
     "build_model",
+    "check_training",
     "create_model",
     "get_model_config",
     "inference_model",
@@ -59,6 +60,8 @@ class Architecture:
         inference: ``inference(model) -> nn.Module``, an eval-only copy with the same outputs
             (e.g. BatchNorm folded), or None (the model itself is used).
         description: one line for ``forensight models``.
+        check_training: ``check_training(cfg)`` raises ValueError when ``cfg`` cannot be trained
+            as asked (e.g. a frozen trunk with no weights to freeze), or None.
     """
 
     name: str
@@ -66,6 +69,7 @@ class Architecture:
     build: Callable[[Any, bool], nn.Module]
     inference: Callable[[nn.Module], nn.Module] | None = None
     description: str = ""
+    check_training: Callable[[Any], None] | None = None
 
 
 _ARCHS: dict[str, Architecture] = {}
@@ -111,6 +115,13 @@ def inference_model(model: nn.Module, cfg: ModelConfig) -> nn.Module:
     return (fast(model) if fast is not None else model).eval()
 
 
+def check_training(cfg: ModelConfig) -> None:
+    """Refuse (ValueError) a model config that its architecture cannot train as configured."""
+    check = _arch_of(cfg).check_training
+    if check is not None:
+        check(cfg)
+
+
 def list_models(pattern: str = "") -> list[str]:
     """Sorted preset names containing ``pattern``."""
     return sorted(n for n in MODEL_PRESETS if pattern in n)
@@ -150,6 +161,13 @@ def _build_lipforensics(cfg: LipForensicsModelConfig, pretrained: bool) -> nn.Mo
                            dropout=cfg.dropout, input_spec=cfg.input_spec())
 
 
+def _check_lipforensics(cfg: LipForensicsModelConfig) -> None:
+    if cfg.freeze == "frontend_trunk" and not cfg.weights:
+        raise ValueError(f"{cfg.name}: freeze 'frontend_trunk' keeps the front end and ResNet trunk frozen, but no "
+                         "weights were given, so they would stay random. Pass the official checkpoint "
+                         "(--init lipforensics_ff.pth) or train everything from scratch (--unfreeze)")
+
+
 def _fast_lipforensics(model: nn.Module) -> nn.Module:
     return importlib.import_module("forensight.models.fused").optimize_for_inference(model)
 
@@ -159,4 +177,4 @@ register_architecture(Architecture(
     description="per-frame encoder + BiLSTM + mean/attention pooling (Control vs Attention)"))
 register_architecture(Architecture(
     "lipforensics", LipForensicsModelConfig, _build_lipforensics, inference=_fast_lipforensics,
-    description="ResNet-18 (3D stem) + MS-TCN on 25-frame aligned mouth clips"))
+    description="ResNet-18 (3D stem) + MS-TCN on 25-frame aligned mouth clips", check_training=_check_lipforensics))
