@@ -67,7 +67,7 @@ def main() -> None:
               f"{a.frames} frames of {a.size}x{a.size} crops; EfficientNet-Lite0 (ImageNet)")
         raw = raw_forward_rate(model, a.size, a.frames)
         _, stats = build_features(cache, mc, model)
-        rate = stats.frames / stats.seconds
+        rate = stats.frames_per_s
         print(f"encoder raw forward: {raw:7.1f} crops/s; feature extraction: {rate:7.1f} crops/s "
               f"({stats.seconds:.1f} s for {stats.frames} crops) = {rate / raw:.2f}x the raw rate")
         times = []

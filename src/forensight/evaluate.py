@@ -74,7 +74,7 @@ def evaluate(model: str | Path | LoadedModel, cache_root: str | Path, out_dir: s
                     "seconds": round(time.perf_counter() - t0, 2)})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    loc_rows = _localisation(cache, preds)
+    loc_rows = _localisation(ds.records, preds)
     if loc_rows:
         from forensight.metrics import summarise_localisation
         from forensight.report import write_table
@@ -92,15 +92,15 @@ def evaluate(model: str | Path | LoadedModel, cache_root: str | Path, out_dir: s
     return EvaluationResult(metrics=metrics, out_dir=out, predictions=preds)
 
 
-def _localisation(cache: Cache, preds: ClipPredictions) -> list[dict[str, Any]]:
+def _localisation(records: dict[str, Any], preds: ClipPredictions) -> list[dict[str, Any]]:
     """Per fake test video whose manipulated frames are known (synthetic data): how the attention
     shares fall on them (:func:`forensight.metrics.attention_localisation`)."""
     from forensight.metrics import attention_localisation
 
     rows = []
     for vid, (idx, w) in video_attention(preds).items():
-        rec = cache.load(vid, regions=[]).record
-        truth = getattr(rec, "manipulated_frames", None)
+        rec = records[vid]
+        truth = rec.manipulated_frames
         if rec.label == 1 and truth:
             rows.append({"video_id": vid, "loc": attention_localisation(w, idx, truth)})
     return rows

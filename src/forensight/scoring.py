@@ -175,11 +175,9 @@ def make_dataset(cache: Cache, split: str, spec: InputSpec, max_clips: int = 0, 
     ``methods``: keep the real videos and only the fakes of these manipulation methods (all when
     empty). ``features``: read a :class:`forensight.features.FeatureCache` instead of crops.
     """
-    ids = cache.video_ids(split=split)
-    if methods:
-        keep = set(methods)
-        rows = {r["video_id"]: r for r in cache.rows()}
-        ids = [v for v in ids if int(rows[v]["label"]) == 0 or rows[v]["method"] in keep]
+    keep = set(methods)
+    ids = [r["video_id"] for r in cache.rows() if r["status"] == "ok" and r["split"] == split
+           and (not keep or int(r["label"]) == 0 or r["method"] in keep)]
     if not ids:
         raise ValueError(f"the cache {cache.root} has no processed videos in split {split!r}"
                          + (f" for methods {list(methods)}" if methods else ""))

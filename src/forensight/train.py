@@ -311,11 +311,11 @@ def train(cache_root: str | Path, run_dir: str | Path, model: ModelConfig | str,
     cache = Cache.open(cache_root)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     features = None
-    if _frozen_encoder(model_cfg, cfg):
+    encoder = _frozen_encoder(model_cfg, cfg)
+    if encoder is not None:
         from forensight.features import build_features
-        from forensight.models.registry import build_model
 
-        features, _ = build_features(cache, model_cfg, build_model(model_cfg), device=_device(cfg), progress=progress)
+        features, _ = build_features(cache, model_cfg, encoder, device=_device(cfg), progress=progress)
         L.seed_everything(cfg.seed, workers=True, verbose=False)
     data = ClipDataModule(cache, model_cfg, cfg, features=features)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -326,7 +326,7 @@ def train(cache_root: str | Path, run_dir: str | Path, model: ModelConfig | str,
 
     module = DetectorModule(model_cfg.to_dict(), to_dict(cfg), pos_weight=data.pos_weight,
                             preprocess_hash=cache.config.hash, frozen_encoder=features is not None)
-    cuda = torch.cuda.is_available() and cfg.accelerator in ("auto", "gpu", "cuda")
+    cuda = _device(cfg) == "cuda"
     precision = cfg.precision if cfg.precision != "auto" else ("bf16-mixed" if cuda else "32-true")
     best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_select", mode="min",
                               save_last=True, save_top_k=1, auto_insert_metric_name=False)
@@ -357,20 +357,21 @@ def train(cache_root: str | Path, run_dir: str | Path, model: ModelConfig | str,
     return TrainResult(run_dir, run_dir / MODEL_FILE, best_epoch, val_metrics, time.perf_counter() - t0)
 
 
-def _frozen_encoder(model_cfg: ModelConfig, cfg: TrainConfig) -> bool:
-    """Whether this run trains on cached frozen-encoder features (see ``TrainConfig.encoder_mode``)."""
+def _frozen_encoder(model_cfg: ModelConfig, cfg: TrainConfig) -> Any:
+    """The pretrained model whose encoder makes this run's cached features, or None when the run
+    trains end to end (see ``TrainConfig.encoder_mode``)."""
     from forensight.models.protocol import FrameFeatureDetector
     from forensight.models.registry import build_model
 
-    if cfg.encoder_mode == "finetune":
-        return False
-    capable = isinstance(build_model(model_cfg, pretrained=False), FrameFeatureDetector)
+    if cfg.encoder_mode == "finetune" or (cfg.encoder_mode == "auto" and not model_cfg.weights):
+        return None
+    model = build_model(model_cfg)
+    if isinstance(model, FrameFeatureDetector) and model_cfg.weights:
+        return model
     if cfg.encoder_mode == "frozen":
-        if not capable or not model_cfg.weights:
-            raise ValueError(f"encoder_mode 'frozen' needs a region model with pretrained encoder weights; "
-                             f"{model_cfg.name} has weights={model_cfg.weights!r}")
-        return True
-    return capable and bool(model_cfg.weights)
+        raise ValueError(f"encoder_mode 'frozen' needs a region model with pretrained encoder weights; "
+                         f"{model_cfg.name} has weights={model_cfg.weights!r}")
+    return None
 
 
 def _device(cfg: TrainConfig) -> str:

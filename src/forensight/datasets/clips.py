@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 
 from forensight.cache import Cache
 from forensight.config import InputSpec
-from forensight.planning import ClipPlan, frame_step, plan_clips
+from forensight.planning import frame_step, plan_clips
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class ClipDataset(Dataset):
 
     Attributes:
         refs: one :class:`ClipRef` per item.
-        plans: the plan of every video (also those without clips).
+        records: the :class:`~forensight.records.VideoRecord` of every video (also those without clips).
         unscored: ``{video_id: "reason: message"}`` for videos with no clip (no face, too short).
     """
 
@@ -79,15 +79,16 @@ class ClipDataset(Dataset):
         self.spec = spec
         self.region = spec.region
         self.refs: list[ClipRef] = []
-        self.plans: dict[str, ClipPlan] = {}
+        self.records: dict[str, Any] = {}
         self.unscored: dict[str, str] = {}
         self._entries: dict[str, Any] = {}
+        self._feats: dict[str, np.ndarray] = {}
         step = frame_step(cache.config)
         for vid in video_ids:
             entry = cache.load(vid, regions=[self.region])
             plan = plan_clips(entry.indices, entry.observed, spec, step=step, max_frames=max_frames,
                               max_clips=max_clips, min_coverage=min_coverage)
-            self.plans[vid] = plan
+            self.records[vid] = entry.record
             if not plan.clips:
                 self.unscored[vid] = f"{plan.reason}: {plan.message}"
             label = int(entry.record.label)
@@ -107,8 +108,10 @@ class ClipDataset(Dataset):
         ref = self.refs[i]
         e = self._entry(ref.video_id)
         if self.features is not None:
-            item = clip_item(ref.video_id, ref.label, self.features.load(ref.video_id), e.indices, ref.start,
-                             ref.stop, key="features")
+            f = self._feats.get(ref.video_id)
+            if f is None:  # memory-mapped once per video and process, like the crops
+                f = self._feats[ref.video_id] = self.features.load(ref.video_id)
+            item = clip_item(ref.video_id, ref.label, f, e.indices, ref.start, ref.stop, key="features")
             item["features"] = item["features"].float()
             return item
         return clip_item(ref.video_id, ref.label, e.regions[self.region], e.indices, ref.start, ref.stop)

@@ -38,7 +38,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from forensight.config import LIPFORENSICS_MEAN, LIPFORENSICS_STD, InputSpec
+from forensight.config import InputSpec, LipForensicsModelConfig
 from forensight.models.outputs import DetectorOutput
 from forensight.models.pooling import AttentionPooling, MeanPooling
 from forensight.models.temporal import lengths_to_mask
@@ -427,10 +427,9 @@ def lipforensics(
 
 
 def default_input_spec(clip_len: int = 25, size: int = 88) -> InputSpec:
-    """The official input: ``clip_len``-frame clips of the ``size``-px centre of the aligned
-    96-px grayscale mouth, normalised with mean 0.421 / std 0.165."""
-    return InputSpec(region="lips", size=size, channels=1, mean=LIPFORENSICS_MEAN, std=LIPFORENSICS_STD,
-                     clip_len=clip_len, crop=size)
+    """The official input (``LipForensicsModelConfig.input_spec``): ``clip_len``-frame clips of the
+    ``size``-px centre of the aligned 96-px grayscale mouth, normalised with mean 0.421 / std 0.165."""
+    return LipForensicsModelConfig(clip_len=clip_len, input_size=size).input_spec()
 
 
 def to_official_layout(x: Tensor) -> Tensor:

@@ -59,7 +59,6 @@ class Architecture:
             ``pretrained=False`` must ignore ``cfg.weights`` (a model file's weights follow).
         inference: ``inference(model) -> nn.Module``, an eval-only copy with the same outputs
             (e.g. BatchNorm folded), or None (the model itself is used).
-        description: one line for ``forensight models``.
         check_training: ``check_training(cfg)`` raises ValueError when ``cfg`` cannot be trained
             as asked (e.g. a frozen trunk with no weights to freeze), or None.
     """
@@ -68,7 +67,6 @@ class Architecture:
     config: type[ModelConfig]
     build: Callable[[Any, bool], nn.Module]
     inference: Callable[[nn.Module], nn.Module] | None = None
-    description: str = ""
     check_training: Callable[[Any], None] | None = None
 
 
@@ -172,9 +170,8 @@ def _fast_lipforensics(model: nn.Module) -> nn.Module:
     return importlib.import_module("forensight.models.fused").optimize_for_inference(model)
 
 
-register_architecture(Architecture(
-    "region", RegionModelConfig, _build_region,
-    description="per-frame encoder + BiLSTM + mean/attention pooling (Control vs Attention)"))
-register_architecture(Architecture(
-    "lipforensics", LipForensicsModelConfig, _build_lipforensics, inference=_fast_lipforensics,
-    description="ResNet-18 (3D stem) + MS-TCN on 25-frame aligned mouth clips", check_training=_check_lipforensics))
+# per-frame encoder + BiLSTM + mean/attention pooling (Control vs Attention)
+register_architecture(Architecture("region", RegionModelConfig, _build_region))
+# ResNet-18 (3D stem) + MS-TCN on 25-frame aligned mouth clips
+register_architecture(Architecture("lipforensics", LipForensicsModelConfig, _build_lipforensics,
+                                   inference=_fast_lipforensics, check_training=_check_lipforensics))
