@@ -1,0 +1,97 @@
+"""Running ``forensight serve``: check the settings and models, lock the data folder, start uvicorn.
+
+:func:`serve` is what the command line calls. Everything that can be wrong is checked before
+the server listens: the settings (:meth:`ServeConfig.validate`: no non-loopback address without
+a token), every model file (:func:`forensight.serve.models.load_models`) and the data folder's
+lock (:class:`DataDirLock`: one server per data folder, since a second one would re-queue the
+first one's running jobs as "interrupted"). Errors are :class:`ServeConfigError` /
+``ModelFileError`` with a readable message; the CLI prints it and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import IO
+
+from forensight.serve.config import ServeConfig, ServeConfigError, is_loopback
+
+__all__ = ["DataDirLock", "serve"]
+
+log = logging.getLogger("forensight.serve")
+
+
+class DataDirLock:
+    """An exclusive ``flock`` on ``DATA_DIR/serve.lock`` held while a server uses the folder.
+
+    The kernel drops it when the process ends, however it ends (kill -9 included), so a
+    crashed server never blocks the next start.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._fh: IO[str] | None = None
+
+    def acquire(self) -> DataDirLock:
+        """Take the lock or raise :class:`ServeConfigError` naming the process that holds it."""
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held open while serving
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            fh.close()
+            raise ServeConfigError(f"another forensight serve (pid {holder}) is using {self.path.parent}; "
+                                   "stop it or pass another --data-dir") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def release(self) -> None:
+        """Drop the lock (idempotent)."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    @property
+    def held(self) -> bool:
+        return self._fh is not None
+
+
+def serve(cfg: ServeConfig, log_level: str = "info") -> None:
+    """Check everything (see the module docstring), then serve until interrupted (Ctrl-C)."""
+    import uvicorn
+
+    from forensight.serve.app import create_app
+    from forensight.serve.layout import DataDir
+    from forensight.serve.models import NO_MODEL_HINT, load_models
+
+    cfg.validate()
+    if cfg.workers < 1:
+        raise ServeConfigError(f"--workers must be >= 1, got {cfg.workers}")
+    models = load_models(cfg.models)
+    layout = DataDir(cfg.data_dir).create()
+    lock = DataDirLock(layout.lock).acquire()
+    try:
+        app = create_app(cfg, models=models, lock=lock)
+        host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
+        print(f"forensight serve: http://{host}:{cfg.port}/  (data in {layout.root}; "
+              f"{len(models)} model(s), {cfg.workers} worker(s))", flush=True)
+        if not models:
+            print(f"forensight serve: {NO_MODEL_HINT}", flush=True)
+        if cfg.token:
+            print("forensight serve: a token is required: open the page once as "
+                  f"http://{host}:{cfg.port}/?token=TOKEN, or send 'Authorization: Bearer TOKEN'", flush=True)
+        if not is_loopback(cfg.host):
+            print(f"forensight serve: listening on {cfg.host}: reachable from other machines", flush=True)
+        uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=log_level, access_log=False,
+                    timeout_graceful_shutdown=10)
+    finally:
+        lock.release()
