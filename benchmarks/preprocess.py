@@ -7,7 +7,7 @@ Measures in one run:
   - throughput in videos/minute with 2 worker processes.
 Prints the pipeline/floor ratio (target <= 2x) and videos/minute (target >= 40 on 2 cores).
 
-    python benchmarks/preprocess.py [--videos 8] [--workers 2]
+    python benchmarks/preprocess.py [--videos 8] [--workers 2] [--detector dlib_hog]
 """
 
 from __future__ import annotations
@@ -55,12 +55,14 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--keep", type=Path, help="keep the generated videos in this folder")
+    ap.add_argument("--detector", help="face detector (default: PreprocessConfig's)")
     a = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="forensight-bench-"))
     vid_dir = a.keep or work / "videos"
     vid_dir.mkdir(parents=True, exist_ok=True)
-    cfg = PreprocessConfig()  # 32 linear frames, frame/full/eyes/mouth at 224, dlib HOG at 640 px
+    # 32 linear frames, frame/full/eyes/mouth at 224, the default face detector
+    cfg = PreprocessConfig(**({"detector": a.detector} if a.detector else {}))
     print(f"machine: {platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores, "
           f"python {platform.python_version()}")
     print(f"config {cfg.hash}: sampling={cfg.sampling} frames={cfg.num_frames} regions={cfg.regions} "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import itertools
 import json
 import math
 import os
@@ -37,6 +38,7 @@ from forensight.detect import (
 from forensight.html_report import report_key, write_index, write_report, write_video_report
 from forensight.modelfile import save_model_file
 from forensight.models.registry import build_model, get_model_config
+from forensight.video import write_video
 
 TINY_PP = PreprocessConfig(num_frames=8, regions=("full",), size=64)
 
@@ -139,6 +141,54 @@ def test_shorter_than_one_clip_is_a_clear_message(detector: ForensightDetector, 
     assert r.p_fake is None
 
 
+def test_predict_reports_progress_stages(detector: ForensightDetector, face_video: Path) -> None:
+    seen: list[tuple[str, float | None]] = []
+    r = detector.predict(face_video, progress=lambda stage, frac: seen.append((stage, frac)))
+    assert r.status == "ok"
+    stages = [s for s, _ in seen]
+    assert stages[0] == "decoding" and stages[-1] == "scoring"
+    faces = [f for s, f in seen if s == "faces"]
+    assert len(faces) == len(r.frames) and faces[-1] == pytest.approx(1.0)
+    assert all(a < b for a, b in itertools.pairwise(faces))
+    assert detector.predict(face_video).logit == r.logit  # the callback changes nothing
+
+
+@pytest.fixture(scope="session")
+def detector32(tmp_path_factory: pytest.TempPathFactory) -> ForensightDetector:
+    """The tiny region model with the published sampling: 32 linearly spaced frames."""
+    torch.manual_seed(0)
+    mc = get_model_config("region_tiny_attention")
+    path = tmp_path_factory.mktemp("model32") / "model.pt"
+    save_model_file(path, build_model(mc, pretrained=False), mc, dataclasses.replace(TINY_PP, num_frames=32),
+                    train_cfg=None, threshold=0.0, val_metrics={})
+    return load_detector(path, device="cpu")
+
+
+def test_short_clip_is_scored_with_the_frames_it_has(detector32: ForensightDetector, tmp_path: Path) -> None:
+    """A 20-frame clip under a 32-frame model: every frame is scored, with a note; its score is
+    the model on exactly those frames (the same as a model that samples 20)."""
+    clip = tmp_path / "clip20.mp4"
+    write_video(clip, moving_face_frames(20), fps=25)
+    r = detector32.predict(clip)
+    assert r.status == "ok", r.message
+    assert [f.frame_index for f in r.frames] == list(range(20))
+    assert any("short video: scored its 20 frames (the model samples 32" in n for n in r.notes)
+    assert "short video" in r.short_notes()
+    twenty = ForensightDetector(detector32.loaded, detector32.cfg)
+    twenty.preprocess = dataclasses.replace(detector32.preprocess, num_frames=20)
+    same = twenty.predict(clip)
+    assert same.logit == pytest.approx(r.logit, abs=1e-6) and not same.notes
+    # below the documented minimum: a clear message, nothing scored
+    tiny = tmp_path / "clip6.mp4"
+    write_video(tiny, moving_face_frames(6), fps=25)
+    bad = detector32.predict(tiny)
+    assert bad.status == "failed" and bad.reason == "too_short" and bad.p_fake is None
+    assert "6 frames" in bad.message and "at least 8" in bad.message
+    strict = ForensightDetector(detector32.loaded, dataclasses.replace(detector32.cfg, min_frames=32))
+    refused = strict.predict(clip)
+    assert refused.reason == "too_short" and "20 frames, fewer than the 32" in refused.message
+
+
 def test_batch_continues_past_bad_files(detector: ForensightDetector, face_video: Path,
                                         bad_files: dict[str, Path]) -> None:
     paths = [bad_files["empty_file"], face_video, *[p for k, p in bad_files.items() if k != "empty_file"]]
@@ -186,7 +236,23 @@ def test_several_people_main_track_and_others_reported(detector: ForensightDetec
     r = detector.predict_frames(np.stack(frames), name="two people")
     assert r.status == "ok"
     assert r.face_track.num_other_tracks >= 1
-    assert any("other face track" in s["what"] for s in r.skipped)
+    assert len(r.people) == 2 and [p.person for p in r.people] == [1, 2] and all(p.ok for p in r.people)
+    # person 1 is the main (larger) face, on the left; person 2 the smaller one on the right
+    assert r.people[0].face_track.boxes[0][0] < 320 <= r.people[1].face_track.boxes[0][0]
+    best = max(r.people, key=lambda p: p.logit)
+    assert r.person == best.person and r.logit == best.logit and r.verdict == best.verdict
+    assert r.frames == best.frames and r.top_frames == best.top_frames
+    for p in r.people:  # each person has their own view (per-person report pages and plots)
+        v = r.person_view(p.person)
+        assert v.logit == p.logit and v.face_track == p.face_track and v.artifacts["crops"]
+    assert "2 people" in r.short_notes() and "2 people scored" in r.message
+    again = DetectionResult.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert again.to_dict() == r.to_dict()
+    # the main face alone when asked
+    main_only = ForensightDetector(detector.loaded, dataclasses.replace(detector.cfg, people=False))
+    r1 = main_only.predict_frames(np.stack(frames), name="two people")
+    assert len(r1.people) == 1 and r1.logit == r.people[0].logit
+    assert any("other face track" in s["what"] and "people=False" in s["why"] for s in r1.skipped)
 
 
 def test_predict_frames_in_memory(detector: ForensightDetector, face_result: DetectionResult) -> None:

@@ -77,17 +77,32 @@ def test_every_video_decodes(tiny: tuple[Path, SynthSummary]) -> None:
 
 
 def test_deterministic_for_a_seed(tiny: tuple[Path, SynthSummary], tmp_path: Path) -> None:
+    """Same seed, other process layout: the same metadata and byte-identical video files (the
+    encoder runs in its reproducible mode; a fresh demo must give identical numbers)."""
     root, _ = tiny
     other = tmp_path / "b"
-    generate(other, **{**TINY, "workers": 2})  # same seed, other process layout
+    generate(other, **{**TINY, "workers": 2})
     a, b = read_metadata(root), read_metadata(other)
     assert a == b
-    for key in ("original/000", "original/001"):
-        fa, fb = decode_all(root / a["videos"][key]["path"]), decode_all(other / b["videos"][key]["path"])
-        assert np.abs(fa.astype(int) - fb.astype(int)).mean() < 1.0
-    fake = next(k for k in a["videos"] if k.startswith("FaceSwap/"))
-    fa, fb = decode_all(root / a["videos"][fake]["path"]), decode_all(other / b["videos"][fake]["path"])
-    assert np.abs(fa.astype(int) - fb.astype(int)).mean() < 1.0
+    differ = [k for k, v in a["videos"].items()
+              if (root / v["path"]).read_bytes() != (other / v["path"]).read_bytes()]
+    assert not differ, f"{len(differ)} of {len(a['videos'])} videos differ: {differ[:5]}"
+
+
+def test_reproducible_encode_gives_identical_bytes(tmp_path: Path) -> None:
+    """The same frames encoded again in one process, with other encodes in between, are the same
+    file (libx264's default threaded lookahead with B-frames is not: see ``write_video``)."""
+    from forensight.video import write_video
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    frames = [np.roll(base, 3 * t, axis=1) for t in range(24)]
+    digests = set()
+    for k in range(4):
+        write_video(tmp_path / f"a{k}.mp4", frames)
+        write_video(tmp_path / "other.mp4", [np.roll(f, 5, axis=0) for f in frames[:9]])
+        digests.add((tmp_path / f"a{k}.mp4").read_bytes())
+    assert len(digests) == 1
 
 
 def test_other_seed_differs(tmp_path: Path) -> None:
@@ -119,7 +134,9 @@ def test_fakes_differ_only_in_region_and_frames(tiny: tuple[Path, SynthSummary])
             inside.append(diff[k][m].mean())
             outside.append(diff[k][~m].mean())
         inside_m, outside_m = float(np.mean(inside)), float(np.mean(outside))
-        assert inside_m > 2.5 and inside_m > 2.5 * outside_m, (key, inside_m, outside_m)
+        # outside the box only re-encoding noise (no B-frames in the reproducible encoder: ~1.6 grey
+        # levels); the subtlest method (EyeBlink) measured 2.2-2.8x that inside, the others 6-8x
+        assert inside_m > 2.5 and inside_m > 2.0 * outside_m, (key, inside_m, outside_m)
         clean = [k for k in range(diff.shape[0]) if k not in set(manip)]
         if METHODS[v["method"]][1] == "sparse":
             assert len(manip) == 12  # sparsity 0.5 of 24 frames

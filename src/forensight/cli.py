@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from forensight import __version__
+from forensight.config import DETECTORS
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -34,6 +35,13 @@ def cmd_synth(a: argparse.Namespace) -> int:
                        size=a.size, strength=a.strength, sparsity=a.sparsity, seed=a.seed, workers=a.workers,
                        progress=not a.quiet, overwrite=a.overwrite)
     print(summary)
+    if a.two_person:
+        from forensight.synth import generate_two_person
+
+        items = generate_two_person(a.out, a.two_person, frames=a.frames, fps=a.fps, size=a.size,
+                                    method=a.methods[0], strength=a.strength, sparsity=a.sparsity, seed=a.seed)
+        print(f"two-person videos: {len(items)} in {Path(a.out) / 'two_person'} (one person manipulated in each; "
+              "see two_person.json)")
     return 0
 
 
@@ -104,7 +112,8 @@ def cmd_train(a: argparse.Namespace) -> int:
                                  "accelerator": a.accelerator, "devices": a.devices, "num_nodes": a.num_nodes,
                                  "strategy": a.strategy, "max_clips": a.max_clips, "max_frames": a.max_frames,
                                  "encoder_mode": a.encoder, "warmup_epochs": a.warmup_epochs,
-                                 "min_epochs": a.min_epochs, "methods": tuple(a.methods) if a.methods else None})
+                                 "min_epochs": a.min_epochs, "methods": tuple(a.methods) if a.methods else None,
+                                 "augment": a.augment})
     res = train(a.cache, a.run_dir, exp.model, exp.train, resume=a.resume, progress=not a.quiet)
     if res.best_epoch >= 0:
         m = res.val_metrics
@@ -120,7 +129,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
     res = evaluate(a.model, a.cache, a.out, split=a.split, batch_size=a.batch_size, max_frames=a.max_frames,
                    max_clips=a.max_clips, n_bootstrap=a.bootstrap, device=a.device, progress=not a.quiet,
-                   features=False if a.from_crops else None, methods=tuple(a.methods or ()))
+                   features=False if a.from_crops else None, methods=tuple(a.methods or ()),
+                   calibrate=a.calibrate)
     m = res.metrics
     lo, hi = m["auc_ci"]
     print(f"{m['split']}: {m['n']} videos ({m['n_real']} real, {m['n_fake']} fake)  "
@@ -130,7 +140,46 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     if m.get("not_scored"):
         print(f"{len(m['not_scored'])} video(s) not scored (listed in metrics.json): "
               + "; ".join(f"{k}: {v}" for k, v in list(m["not_scored"].items())[:3]))
-    print(f"wrote {res.out_dir}/metrics.json, scores.csv, roc.png, confusion.png")
+    cal = m["calibration"]
+    line = f"P(fake) {cal['p_fake']}; ECE ({cal['n_bins']} bins) {m['ece']:.4f}, Brier {m['brier']:.4f}"
+    if cal["temperature"] is not None:
+        line += f" (uncalibrated: ECE {cal['ece_uncalibrated']:.4f}, Brier {cal['brier_uncalibrated']:.4f})"
+    print(line)
+    print(f"wrote {res.out_dir}/metrics.json, scores.csv, roc.png, confusion.png, reliability.png")
+    return 0
+
+
+def _levels(text: str) -> list[int]:
+    """``1-5``, ``1,3,5`` or ``2`` → sorted levels."""
+    out: set[int] = set()
+    try:
+        for part in _csv_list(text):
+            lo, sep, hi = part.partition("-")
+            out.update(range(int(lo), int(hi) + 1) if sep else [int(lo)])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--levels must look like 1-5 or 1,3,5, got {text!r}") from None
+    if not out or not out <= {1, 2, 3, 4, 5}:
+        raise argparse.ArgumentTypeError(f"--levels must be within 1-5, got {text!r}")
+    return sorted(out)
+
+
+def cmd_robustness(a: argparse.Namespace) -> int:
+    from forensight.robustness import format_table, run_robustness
+
+    opts: dict[str, Any] = {}
+    if a.layout in ("auto", "ffpp") and a.compression:
+        from forensight.datasets import detect_layout
+
+        if (a.layout if a.layout != "auto" else detect_layout(a.data)) == "ffpp":
+            opts["compression"] = a.compression
+    res = run_robustness(a.model, a.data, a.out, layout=a.layout, read_opts=opts, workers=a.workers, shard=a.shard,
+                         cache_dir=a.cache_dir, progress=not a.quiet, types=tuple(a.types) if a.types else None,
+                         levels=tuple(a.levels) if a.levels else None, seed=a.seed, split=a.split,
+                         batch_size=a.batch_size, n_bootstrap=a.bootstrap, device=a.device,
+                         methods=tuple(a.methods) if a.methods else None, keep_videos=a.keep_videos or None)
+    if res.scored:
+        print(format_table(res.table))
+        print(f"wrote {', '.join(str(p) for p in res.files.values())}  [{res.seconds['total']:.0f} s]")
     return 0
 
 
@@ -183,7 +232,8 @@ def cmd_detect(a: argparse.Namespace) -> int:
         print("forensight detect: error: give video files or folders (or --list FILE)", file=sys.stderr)
         return 2
     try:
-        det = load_detector(a.model, device=a.device, top_k=a.top_k, batch_size=a.batch_size)
+        det = load_detector(a.model, device=a.device, top_k=a.top_k, batch_size=a.batch_size,
+                            people=not a.main_face_only, min_frames=a.min_frames)
     except ModelLoadError as e:
         print(f"forensight detect: error: {e}", file=sys.stderr)
         return 2
@@ -228,6 +278,21 @@ def cmd_models(a: argparse.Namespace) -> int:
     return 0
 
 
+# ---- serve ---------------------------------------------------------------------------------------
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    """Run the web app and HTTP API until Ctrl-C (errors in the settings or models: exit 2)."""
+    import os
+
+    from forensight.serve import ServeConfig, serve
+
+    logging.getLogger("forensight.serve").setLevel(logging.INFO)
+    serve(ServeConfig(models=a.model, host=a.host, port=a.port, data_dir=a.data_dir, workers=a.workers,
+                      max_upload_mb=a.max_upload_mb, queue_size=a.queue_size, retention_days=a.retention_days,
+                      token=a.token or os.environ.get("FORENSIGHT_TOKEN")))
+    return 0
+
+
 # ---- parser --------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -251,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sparsity", type=float, default=0.5, help="fraction of frames manipulated")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--two-person", type=int, default=0, metavar="N",
+                   help="also write N videos of two people side by side, one of them manipulated "
+                        "(two_person/, for detect; not in any split)")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_synth)
 
@@ -267,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-frames", type=int, help="read at most this many frames from each video's start")
     s.add_argument("--regions", type=_csv_list, help="comma-separated subset of frame,full,eyes,mouth,lips,eyes_band,mouth_band")
     s.add_argument("--size", type=int, help="crop side in pixels (default 224)")
-    s.add_argument("--detector", choices=["dlib_hog", "haar", "dlib_cnn"])
+    s.add_argument("--detector", choices=list(DETECTORS), help="face detector (default libfd; see README)")
     s.add_argument("--compression", default="c23", help="FaceForensics++ compression folder")
     s.add_argument("--methods", type=_csv_list, help="FaceForensics++ methods (default: all present)")
     s.add_argument("--test-list", default="lipforensics",
@@ -306,6 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "weights, else end to end), frozen, or finetune (end to end, e.g. B1 on a GPU)")
     s.add_argument("--finetune", dest="encoder", action="store_const", const="finetune",
                    help="same as --encoder finetune")
+    s.add_argument("--augment", choices=["none", "basic", "robust"],
+                   help="training augmentation (clip-consistent): basic = flip + brightness (default); robust = "
+                        "flip, blur 3-7, JPEG 40-100, colour jitter, isotropic resize (with a frozen encoder it "
+                        "trains on crops through the encoder instead of cached features)")
     s.add_argument("--warmup-epochs", type=float)
     s.add_argument("--min-epochs", type=int, help="train at least this many epochs and select only from there")
     s.add_argument("--methods", type=_csv_list, help="only the fakes of these methods (and all reals)")
@@ -334,9 +406,42 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--from-crops", action="store_true",
                    help="run the encoder on the crops even when the model was trained on cached features")
     s.add_argument("--methods", type=_csv_list, help="only the fakes of these methods (and all reals)")
+    s.add_argument("--calibrate", action="store_true",
+                   help="fit a temperature on the validation split, store it in the model file, then evaluate "
+                        "(P(fake) = sigmoid(logit / T) from then on; verdicts do not change)")
     s.add_argument("--device")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("robustness", help="perturb a split (DeeperForensics-1.0 suite), preprocess each variant, "
+                                          "score it: robustness table + plot")
+    s.add_argument("--model", type=Path, nargs="+", required=True,
+                   help="run directory or model.pt (several: compared on the same perturbed videos)")
+    s.add_argument("--data", type=Path, required=True, help="dataset root (any layout preprocess reads)")
+    s.add_argument("--out", type=Path, required=True, help="output folder")
+    s.add_argument("--types", type=_csv_list,
+                   help="comma-separated perturbation types: saturation,contrast,block,noise,blur,pixelation,"
+                        "compression (or CS,CC,BW,GNC,GB,JPEG,VC; default all seven), mixed, and the extensions "
+                        "ext_jpeg (real JPEG) and ext_rescale")
+    s.add_argument("--levels", type=_levels, help="levels: 1-5 (default), 1,3,5 ...")
+    s.add_argument("--seed", type=int, help="perturbation seed (default 0)")
+    s.add_argument("--split", help="split to perturb and score (default test)")
+    s.add_argument("--layout", default="auto", choices=["auto", "ffpp", "celebdf", "dfdc", "folder", "csv"])
+    s.add_argument("--compression", default="c23", help="FaceForensics++ compression folder")
+    s.add_argument("--methods", type=_csv_list, help="only the fakes of these methods (and all reals)")
+    s.add_argument("--cache-dir", type=Path, help="where the variant caches live (default OUT/caches; share "
+                                                  "it between runs to reuse them)")
+    s.add_argument("--keep-videos", action="store_true",
+                   help="keep the perturbed videos (all frames) in OUT/videos; by default only the sampled "
+                        "frames are perturbed and the files are deleted once preprocessed")
+    s.add_argument("--workers", type=int, default=2, help="processes for perturbing and preprocessing")
+    s.add_argument("--shard", type=_shard, default=(0, 1), help="i/n: prepare shard i of n (score with a run "
+                                                                "without --shard)")
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--bootstrap", type=int, help="bootstrap resamples per AUC interval (default 1000)")
+    s.add_argument("--device")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_robustness)
 
     s = sub.add_parser("study", help="regions x {control, attention} on one cache: train, evaluate, compare")
     s.add_argument("--cache", type=Path, required=True)
@@ -381,6 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     s.add_argument("--top-k", type=int, default=6, help="most-attended frames listed and shown (default 6)")
     s.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
+    s.add_argument("--main-face-only", action="store_true",
+                   help="score only the main face (default: every person seen in >= 25%% of sampled frames; "
+                        "the verdict is the highest-scoring person's)")
+    s.add_argument("--min-frames", type=int, default=8,
+                   help="score videos shorter than the model's sampling count when at least this many frames "
+                        "show the face (default 8)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_detect)
 
@@ -390,6 +501,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, default=Path("."))
     s.add_argument("--frames", type=int, default=8)
     s.set_defaults(func=cmd_sheet)
+
+    s = sub.add_parser("serve", help="local web app + HTTP API: upload videos in a browser, get the detect report")
+    s.add_argument("--model", action="append", default=[], help="run directory or model.pt (repeatable; the first "
+                                                                "is the default; none: the app says how to get one)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback; others need --token)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--data-dir", type=Path, default=Path("forensight_serve"), help="job database, uploads, results")
+    s.add_argument("--workers", type=int, default=1, help="scoring processes (default 1)")
+    s.add_argument("--max-upload-mb", type=float, default=500.0, help="largest upload in MiB (default 500)")
+    s.add_argument("--queue-size", type=int, default=50, help="most jobs waiting or running; more get HTTP 429")
+    s.add_argument("--retention-days", type=float, default=7.0,
+                   help="delete uploaded videos this many days after scoring (default 7; 0 = at once)")
+    s.add_argument("--token", help="access token every request must carry (or set FORENSIGHT_TOKEN)")
+    s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("models", help="list model presets")
     s.set_defaults(func=cmd_models)

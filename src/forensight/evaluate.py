@@ -8,9 +8,16 @@ video id (the LipForensics protocol). The decision threshold comes from the vali
 it was chosen on. A cache made with a preprocessing config other than the model's is refused.
 
 Outputs in ``out_dir``: ``metrics.json``, ``scores.csv`` (one row per video, with its per-frame
-attention shares), ``clip_scores.csv``, ``roc.png``, ``confusion.png``, and, when the fakes know
-their manipulated frames (synthetic data), ``localisation.csv`` with the frame-level AUC of the
-attention against them and the attention mass inside them (summary in ``metrics.json``).
+attention shares), ``clip_scores.csv``, ``roc.png``, ``confusion.png``, ``reliability.png``, and,
+when the fakes know their manipulated frames (synthetic data), ``localisation.csv`` with the
+frame-level AUC of the attention against them and the attention mass inside them (summary in
+``metrics.json``).
+
+Calibration: ``metrics.json`` holds ``ece`` (15 equal-width bins of P(fake)) and ``brier`` of the
+P(fake) the model reports, and ``calibration`` with the uncalibrated figures, the reliability
+bins and the temperature. ``calibrate=True`` first fits a temperature on the VALIDATION split
+(:func:`calibrate`, never on the split evaluated unless that is ``val``, which ``calibration``
+then says) and stores it in the model file, so ``detect`` reports ``sigmoid(logit / T)`` too.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ def evaluate(model: str | Path | LoadedModel, cache_root: str | Path, out_dir: s
     dev = resolve_device(cfg.device)
     lm = model if isinstance(model, LoadedModel) else load_model_file(model, device=dev)
     cache = Cache.open(cache_root, expect_hash=lm.preprocess_hash)
+    fitted = calibrate(lm, cache, cfg, progress=progress) if cfg.calibrate else None
     preds, ds = score_split(lm, cache, cfg.split, batch_size=cfg.batch_size, max_frames=cfg.max_frames,
                             max_clips=cfg.max_clips, device=dev, progress=progress, features=cfg.features,
                             methods=cfg.methods)
@@ -72,6 +80,7 @@ def evaluate(model: str | Path | LoadedModel, cache_root: str | Path, out_dir: s
                     "failed_in_preprocessing": [r["video_id"] for r in cache.rows()
                                                 if r["status"] == "failed" and r["split"] == cfg.split],
                     "seconds": round(time.perf_counter() - t0, 2)})
+    metrics.update(_calibration_metrics(lm, y, s, cfg, fitted))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     loc_rows = _localisation(ds.records, preds)
@@ -85,11 +94,76 @@ def evaluate(model: str | Path | LoadedModel, cache_root: str | Path, out_dir: s
         write_table([{"video_id": r["video_id"], **(r["loc"] or {})} for r in loc_rows], None,
                     out / "localisation.csv")
     write_json(metrics, out / "metrics.json")
-    _write_scores(out / "scores.csv", ids, y, s, preds, lm.threshold)
+    _write_scores(out / "scores.csv", ids, y, s, preds, lm)
     _write_clip_scores(out / "clip_scores.csv", preds)
     plot_roc(y, s, out / "roc.png", label=f"{mc.name} (AUC {metrics['auc']:.3f})")
     plot_confusion(np.asarray(metrics["confusion"]), out / "confusion.png")
+    _plot_reliability(metrics["calibration"], out / "reliability.png", cfg.split)
     return EvaluationResult(metrics=metrics, out_dir=out, predictions=preds)
+
+
+def calibrate(model: LoadedModel, cache: Cache, cfg: EvaluateConfig | None = None, progress: bool = False,
+              **overrides: Any) -> dict[str, Any]:
+    """Fit a temperature on the VALIDATION split of ``cache`` and store it in the model file.
+
+    The validation videos are scored by the one scoring path with ``cfg``'s options (batch size,
+    frames, clips, features, methods); :func:`forensight.metrics.fit_temperature` minimises the NLL
+    of ``sigmoid(logit / T)`` over their video logits. The model file gets ``temperature`` and
+    ``calibration`` (:meth:`LoadedModel.store_temperature`); every later P(fake) (evaluate, detect,
+    robustness) uses it. The threshold (a logit) and so every verdict are unchanged. Returns the
+    stored ``calibration`` entry (temperature, videos, validation NLL / ECE / Brier before and after).
+    ValueError (nothing stored) when the fit is degenerate (see ``fit_temperature``).
+    """
+    from forensight.metrics import calibration_summary, fit_temperature
+
+    cfg = merge(EvaluateConfig, cfg, overrides)
+    preds, _ = score_split(model, cache, "val", batch_size=cfg.batch_size, max_frames=cfg.max_frames,
+                           max_clips=cfg.max_clips, device=resolve_device(cfg.device), progress=progress,
+                           features=cfg.features, methods=cfg.methods)
+    _, y, s = preds.video_scores()
+    if len(set(y.tolist())) < 2:
+        raise ValueError(f"cannot calibrate on the validation split of {cache.root}: it has videos of one "
+                         f"class only ({len(y)} videos)")
+    t = fit_temperature(y, s)
+    before = calibration_summary(y, s, None, cfg.ece_bins)
+    after = calibration_summary(y, s, t, cfg.ece_bins)
+    info = {"fitted_on": "the validation split", "cache": str(Path(cache.root).resolve()), "videos": len(y),
+            "method": "temperature scaling (NLL of sigmoid(logit / T), Guo et al. 2017)",
+            "val_ece_before": before["ece"], "val_ece_after": after["ece"],
+            "val_brier_before": before["brier"], "val_brier_after": after["brier"],
+            "ece_bins": int(cfg.ece_bins), "fitted_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    model.store_temperature(t, info)
+    return {"temperature": t, **info}
+
+
+def _calibration_metrics(lm: LoadedModel, y: np.ndarray, s: np.ndarray, cfg: EvaluateConfig,
+                         fitted: dict[str, Any] | None) -> dict[str, Any]:
+    """``ece`` / ``brier`` of the reported P(fake) and the ``calibration`` block of ``metrics.json``."""
+    from forensight.metrics import calibration_summary
+
+    raw = calibration_summary(y, s, None, cfg.ece_bins)
+    t = lm.temperature
+    reported = calibration_summary(y, s, t, cfg.ece_bins) if t is not None else raw
+    info = dict(lm.payload.get("calibration") or {}) if t is not None else {}
+    block = {"p_fake": lm.calibration, "temperature": t, "n_bins": int(cfg.ece_bins),
+             "ece_uncalibrated": raw["ece"], "brier_uncalibrated": raw["brier"],
+             "ece_calibrated": reported["ece"] if t is not None else None,
+             "brier_calibrated": reported["brier"] if t is not None else None,
+             "fitted_now": fitted is not None, "fit": info or None,
+             "fitted_on_evaluated_split": t is not None and cfg.split == "val",
+             "bins_uncalibrated": raw["bins"], "bins_calibrated": reported["bins"] if t is not None else None}
+    return {"ece": reported["ece"], "brier": reported["brier"], "calibration": block}
+
+
+def _plot_reliability(block: dict[str, Any], path: Path, split: str) -> None:
+    from forensight.report import plot_reliability
+
+    curves = {"sigmoid(logit)": {"bins": block["bins_uncalibrated"], "ece": block["ece_uncalibrated"],
+                                 "brier": block["brier_uncalibrated"]}}
+    if block["temperature"] is not None:
+        curves[f"sigmoid(logit / {block['temperature']:.3g})"] = {
+            "bins": block["bins_calibrated"], "ece": block["ece_calibrated"], "brier": block["brier_calibrated"]}
+    plot_reliability(curves, path, title=f"Reliability of P(fake), {split} split")
 
 
 def _localisation(records: dict[str, Any], preds: ClipPredictions) -> list[dict[str, Any]]:
@@ -107,10 +181,10 @@ def _localisation(records: dict[str, Any], preds: ClipPredictions) -> list[dict[
 
 
 def _write_scores(path: Path, ids: list[str], y: np.ndarray, s: np.ndarray, preds: ClipPredictions,
-                  threshold: float) -> None:
+                  lm: LoadedModel) -> None:
     from forensight.report import write_table
-    from forensight.result import sigmoid
 
+    threshold = lm.threshold
     att = video_attention(preds)
     n_clips: dict[str, int] = {}
     for v in preds.video_ids:
@@ -118,7 +192,7 @@ def _write_scores(path: Path, ids: list[str], y: np.ndarray, s: np.ndarray, pred
     rows = []
     for vid, label, logit in zip(ids, y, s):
         idx, wt = att[vid]
-        rows.append({"video_id": vid, "label": int(label), "logit": f"{logit:.6f}", "p_fake": f"{sigmoid(logit):.6f}",
+        rows.append({"video_id": vid, "label": int(label), "logit": f"{logit:.6f}", "p_fake": f"{lm.p_fake(float(logit)):.6f}",
                      "predicted": int(logit >= threshold), "n_clips": n_clips[vid], "frame_indices": idx.tolist(),
                      "attention": [round(float(v), 5) for v in wt]})
     write_table(rows, None, path, columns=["video_id", "label", "logit", "p_fake", "predicted", "n_clips",

@@ -332,6 +332,9 @@ pre{background:#f9fafb;border:1px solid #e5e7eb;border-radius:8px;padding:10px;o
 .chips{display:flex;gap:10px;flex-wrap:wrap;margin-top:8px}
 .chip{background:#fff;border-radius:999px;padding:6px 14px;box-shadow:0 1px 2px rgba(0,0,0,.08);font-size:14px}
 footer{color:#6b7280;font-size:12.5px;margin-top:24px}
+.warn{background:#fef3c7;border:1px solid #f59e0b;color:#78350f;border-radius:8px;padding:10px 14px;margin:0 0 10px}
+h3{font-size:15px;margin:14px 0 8px}
+.person .badge{font-size:12px;padding:3px 10px;margin:0 6px}
 """
 
 
@@ -396,7 +399,8 @@ def _hero(result: DetectionResult) -> str:
     word = "manipulated (fake)" if result.verdict == "fake" else "authentic (real)"
     explain = (f"The model estimates P(fake) = {p:.3f}. Videos scoring at or above the threshold "
                f"{thr:.3f} (chosen on the validation split when the model was trained) are called fake, "
-               f"so this video is judged <b>{word}</b>. {_e(_cap(result.message))}.")
+               f"so this video is judged <b>{word}</b>. {_e(_cap(result.message))}."
+               + (f" P(fake) is {_e(result.model['calibration'])}." if result.model.get("calibration") else ""))
     return (f'<section class="card hero"><div>{_badge(result)}<div class="big">{p:.3f}<br>'
             f'<small>P(fake)</small></div></div>'
             f'<div><div class="gauge"><div class="thr" style="left:{100 * thr:.2f}%"><span>threshold '
@@ -405,7 +409,9 @@ def _hero(result: DetectionResult) -> str:
             f'<p class="explain">{explain}</p></div></section>')
 
 
-def _thumbs(result: DetectionResult) -> str:
+def _thumbs(result: DetectionResult, heading: str = "h2") -> str:
+    """The most-attended frames with the crops the model read; ``heading`` "h2" = its own card,
+    "h3" = a block inside another card (per-person sections)."""
     if not result.top_frames:
         return ""
     art = result.artifacts or {}
@@ -433,8 +439,8 @@ def _thumbs(result: DetectionResult) -> str:
               '<span class="sw" style="background:#22d3ee"></span>68 landmarks'
               f'<span class="sw" style="background:#d946ef"></span>right: {region_note}. '
               "Rank #1 is the frame the model weighted most.</p>")
-    return (f'<section class="card"><h2>Most-attended frames</h2>{legend}<div class="thumbs">{"".join(cards)}'
-            "</div></section>")
+    inner = f'<{heading}>Most-attended frames</{heading}>{legend}<div class="thumbs">{"".join(cards)}</div>'
+    return f'<section class="card">{inner}</section>' if heading == "h2" else f"<div>{inner}</div>"
 
 
 def _clip_table(result: DetectionResult) -> str:
@@ -475,6 +481,51 @@ def _details(result: DetectionResult, key: str) -> str:
             f'<script type="application/json" id="forensight-result">{data}</script>')
 
 
+def _model_card(result: DetectionResult) -> str:
+    """What the model was trained on (its card), with the warning a verdict must carry, if any."""
+    from forensight.modelcard import card_lines, card_warning
+
+    card = result.model.get("trained_on")
+    warning = result.model.get("warning", card_warning(card)) if result.model else None
+    lines = [ln for ln in card_lines(card) if not ln.startswith("WARNING")]
+    banner = (f'<div class="warn" role="alert"><b>Warning:</b> {_e(_cap(warning))}</div>' if warning else "")
+    return (f'<section class="card"><h2>What this verdict rests on</h2>{banner}<ul class="notes">'
+            + "".join(f"<li>{_e(ln)}</li>" for ln in lines) + "</ul></section>")
+
+
+def _people(result: DetectionResult, key: str, out: Path) -> str:
+    """One card per person (when several were scored): verdict, P(fake), coverage, their own
+    attention timeline and most-attended crops."""
+    if len(result.people) < 2:
+        return ""
+    rows, cards = [], []
+    for p in result.people:
+        ft = p.face_track
+        cov = f"{100 * ft.coverage:.0f}%" if ft else "–"
+        chosen = " (the verdict)" if p.person == result.person else ""
+        if not p.ok:
+            rows.append(f"<tr><td>person {p.person}</td><td>NOT SCORED</td><td class=num>–</td><td class=num>{cov}"
+                        f"</td><td>{_e(p.message)}</td></tr>")
+            continue
+        rows.append(f"<tr><td>person {p.person}{chosen}</td><td>{_e(str(p.verdict).upper())}</td>"
+                    f"<td class=num>{p.p_fake:.3f}</td><td class=num>{cov}</td>"
+                    f"<td>{ft.num_scored if ft else 0} frames scored in {len(p.clips)} clip(s)</td></tr>")
+        view = result.person_view(p.person)
+        png = plot_attention(view)
+        _write_bytes(out, f"{key}_person{p.person}_attention.png", png)
+        thumbs = _thumbs(view, heading="h3")
+        cards.append(f'<section class="card person" id="person-{p.person}"><h2>Person {p.person}{chosen}: '
+                     f'{_badge(view)} P(fake) {p.p_fake:.3f} · face in {cov} of sampled frames</h2>'
+                     f'<img class="plot" alt="attention timeline of person {p.person}" src="{_data_uri(png)}">'
+                     f"{thumbs}</section>")
+    table = ('<section class="card"><h2>People in this video</h2><p class="caption">Every face seen often enough '
+             "is scored on its own; the video's verdict is the highest-scoring person's (a video is fake if "
+             "anyone in it is).</p><table><thead><tr><th>person</th><th>verdict</th><th class=num>P(fake)</th>"
+             f"<th class=num>face coverage</th><th>scored</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+             "</section>")
+    return table + "".join(cards)
+
+
 def write_video_report(result: DetectionResult, out_dir: str | Path, index_link: bool = False) -> Path:
     """Write ``key.html`` (self-contained), ``key_score.png``, ``key_attention.png`` and ``key.json``
     for one result into ``out_dir`` (created); returns the page's path."""
@@ -488,6 +539,8 @@ def write_video_report(result: DetectionResult, out_dir: str | Path, index_link:
     if result.path:
         parts.append(f'<div class="path">{_e(result.path)}</div>')
     parts.append(_hero(result))
+    if result.model:
+        parts.append(_model_card(result))
     if result.video or result.status == "ok":
         parts.append(f'<section class="card"><h2>Video</h2>{_facts(result)}</section>')
     if result.status == "ok":
@@ -507,6 +560,7 @@ def write_video_report(result: DetectionResult, out_dir: str | Path, index_link:
                      'sum to 1). Frames above the dashed line counted more than average; the numbered ones '
                      'are shown below.</p></section>')
         parts.append(_thumbs(result))
+        parts.append(_people(result, key, out))
         parts.append(_clip_table(result))
     if result.status == "ok" or len(result.skipped) > 1:
         parts.append(_notes(result))
@@ -550,7 +604,8 @@ def write_index(results: Sequence[DetectionResult], out_dir: str | Path, title: 
     head = (f'<p class="brand">Forensight · deepfake video analysis</p><h1>{_e(title)}</h1>'
             f'<div class="path">model {_e(model.get("name", "?"))} ({_e(model.get("region", ""))} region, '
             f'{_e(model.get("pooling", ""))} pooling) · {_e(model.get("path", ""))} · decision threshold '
-            f"P(fake) ≥ {thr:.3f} (validation split)</div>"
+            f"P(fake) ≥ {thr:.3f} (validation split)"
+            + (f" · P(fake) {_e(model['calibration'])}" if model.get("calibration") else "") + "</div>"
             f'<div class="chips"><span class="chip"><b>{len(results)}</b> videos</span>'
             f'<span class="chip" style="color:{FAKE_COLOR}"><b>{n_fake}</b> fake</span>'
             f'<span class="chip" style="color:{REAL_COLOR}"><b>{n_real}</b> real</span>'

@@ -6,10 +6,17 @@ higher = more likely fake. A sample is called fake when ``s >= threshold`` (the 
 
 Video-level scores follow the LipForensics protocol: the mean of a video's clip logits
 (:func:`aggregate_video_scores`).
+
+Calibration (how far P(fake) can be trusted as a probability): :func:`brier_score`,
+:func:`reliability_curve` and :func:`expected_calibration_error` on probabilities ``p (N,)`` of
+"fake", and temperature scaling (Guo et al., 2017): :func:`fit_temperature` on validation logits,
+:func:`apply_temperature` gives ``sigmoid(logit / T)``. A temperature is monotone, so AUC, AP,
+EER and every verdict at a logit threshold are unchanged by it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
@@ -22,17 +29,24 @@ __all__ = [
     "accuracy_at",
     "aggregate_video_labels",
     "aggregate_video_scores",
+    "apply_temperature",
     "attention_localisation",
     "auc",
     "average_precision",
     "bootstrap_auc_ci",
+    "brier_score",
+    "calibration_summary",
     "choose_threshold",
     "compute_all",
     "confusion",
     "eer",
+    "expected_calibration_error",
+    "fit_temperature",
     "mean_sd",
     "paired_auc_difference",
+    "reliability_curve",
     "roc_points",
+    "sigmoid",
     "summarise_localisation",
     "video_level",
 ]
@@ -547,3 +561,130 @@ def summarise_localisation(rows: Iterable[dict[str, Any] | None]) -> dict[str, A
         m, sd = mean_sd(vals) if vals else (None, None)
         out[f"{key}_mean"], out[f"{key}_sd"], out[f"{key}_n"] = m, sd, len(vals)
     return out
+
+
+# ------------------------------------------------------------------------------------ calibration
+
+def sigmoid(x: Any) -> np.ndarray:
+    """Numerically stable logistic function of an array-like (float64, same shape)."""
+    z = np.asarray(x, dtype=np.float64)
+    out = np.empty_like(z)
+    pos = z >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
+    ez = np.exp(z[~pos])
+    out[~pos] = ez / (1.0 + ez)
+    return out
+
+
+def _check_prob(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``y`` int {0,1} ``(N,)`` (one class allowed), ``p`` float64 in [0, 1] ``(N,)``."""
+    y_arr, p_arr = _check(y, p, both_classes=False)
+    if (p_arr < 0).any() or (p_arr > 1).any():
+        raise ValueError(f"probabilities must be in [0, 1], got min {p_arr.min()} and max {p_arr.max()}")
+    return y_arr, p_arr
+
+
+def brier_score(y: Sequence[int] | np.ndarray, p: Sequence[float] | np.ndarray) -> float:
+    """Mean squared error ``mean((p - y)^2)`` of P(fake) ``p (N,)`` against labels ``y (N,)``, in [0, 1]."""
+    y_arr, p_arr = _check_prob(y, p)
+    return float(np.mean((p_arr - y_arr) ** 2))
+
+
+def reliability_curve(y: Sequence[int] | np.ndarray, p: Sequence[float] | np.ndarray,
+                      n_bins: int = 15) -> dict[str, np.ndarray]:
+    """Reliability diagram data of P(fake) over ``n_bins`` equal-width bins of [0, 1].
+
+    Bin ``b`` holds ``b / n <= p < (b + 1) / n`` (the last bin includes 1). Returns
+    ``edges (n_bins + 1,)``, ``count (n_bins,)`` int, and per bin ``mean_p`` (mean predicted
+    P(fake)) and ``frac_fake`` (observed fraction of fakes), NaN for empty bins.
+    """
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    y_arr, p_arr = _check_prob(y, p)
+    b = np.minimum((p_arr * n_bins).astype(np.int64), n_bins - 1)
+    count = np.bincount(b, minlength=n_bins)
+    sum_p = np.bincount(b, weights=p_arr, minlength=n_bins)
+    sum_y = np.bincount(b, weights=y_arr.astype(np.float64), minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_p = np.where(count > 0, sum_p / count, np.nan)
+        frac = np.where(count > 0, sum_y / count, np.nan)
+    return {"edges": np.linspace(0.0, 1.0, n_bins + 1), "count": count, "mean_p": mean_p, "frac_fake": frac}
+
+
+def expected_calibration_error(y: Sequence[int] | np.ndarray, p: Sequence[float] | np.ndarray,
+                               n_bins: int = 15) -> float:
+    """ECE of P(fake): ``sum_b (n_b / N) |frac_fake_b - mean_p_b|`` over ``n_bins`` equal-width bins
+    (:func:`reliability_curve`; 15 bins as in Guo et al. 2017). 0 = calibrated, at most 1.
+
+    Binned on P(fake) itself (not on max(p, 1 - p)), so "P(fake) = 0.8" is checked against the
+    fraction of fakes among such videos; the equal-width bins are symmetric, so binning P(real)
+    gives the same value.
+    """
+    rc = reliability_curve(y, p, n_bins)
+    n = rc["count"].sum()
+    keep = rc["count"] > 0
+    return float(np.sum(rc["count"][keep] / n * np.abs(rc["frac_fake"][keep] - rc["mean_p"][keep])))
+
+
+def apply_temperature(logits: Sequence[float] | np.ndarray | float, temperature: float | None) -> np.ndarray:
+    """P(fake) = ``sigmoid(logit / T)``; ``temperature`` None means 1 (uncalibrated)."""
+    t = 1.0 if temperature is None else float(temperature)
+    if not math.isfinite(t) or t <= 0:
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    return sigmoid(np.asarray(logits, dtype=np.float64) / t)
+
+
+def _nll(y: np.ndarray, z: np.ndarray, t: float) -> float:
+    """Mean negative log-likelihood of labels ``y`` under ``sigmoid(z / t)``."""
+    sign = np.where(y == 1, -1.0, 1.0)
+    return float(np.mean(np.logaddexp(0.0, sign * z / t)))
+
+
+def fit_temperature(y: Sequence[int] | np.ndarray, logits: Sequence[float] | np.ndarray,
+                    bounds: tuple[float, float] = (1e-4, 1e6)) -> float:
+    """The temperature ``T > 0`` minimising the negative log-likelihood of ``sigmoid(logit / T)``.
+
+    Fit it on VALIDATION scores (video logits ``(N,)``, labels ``(N,)``, both classes needed) and
+    apply it elsewhere. The NLL is convex in ``w = 1 / T``, so a finite minimum exists exactly when
+    neither degenerate case holds, and a bounded 1-D search over ``log T`` finds it. ValueError when
+    no finite temperature fits: the scores are separated at logit 0 (every video on its side of
+    P(fake) = 0.5: the likelihood keeps growing as T → 0), or they carry no usable signal
+    (``sum((2y - 1) * logit) <= 0``: fakes do not score higher on average, the best is T → ∞,
+    P(fake) = 0.5 everywhere), or the minimum lies outside ``bounds``.
+    """
+    from scipy.optimize import minimize_scalar
+
+    y_arr, z = _check(y, logits)
+    lo, hi = float(bounds[0]), float(bounds[1])
+    if not 0 < lo < hi:
+        raise ValueError(f"bounds must satisfy 0 < low < high, got {bounds}")
+    margin = np.where(y_arr == 1, z, -z)  # > 0: on the right side of logit 0
+    if np.all(margin >= 0) and np.any(margin > 0):
+        raise ValueError(f"no finite temperature fits: the {y_arr.size} scores are separated at logit 0 "
+                         "(every video on the right side of P(fake) = 0.5), so the likelihood keeps growing "
+                         "as T -> 0; more validation videos are needed to calibrate")
+    if margin.sum() <= 0:
+        raise ValueError("no finite temperature fits: the best is T -> infinity, i.e. P(fake) = 0.5 for every "
+                         f"video: the scores carry no usable signal on these {y_arr.size} videos (fakes do not "
+                         "score higher than reals on average)")
+    res = minimize_scalar(lambda u: _nll(y_arr, z, math.exp(u)), bounds=(math.log(lo), math.log(hi)),
+                          method="bounded", options={"xatol": 1e-8})
+    t = math.exp(float(res.x))
+    if t <= lo * 1.001 or t >= hi / 1.001:
+        raise ValueError(f"the best temperature lies outside {bounds} ({t:.3g}); rescale the logits or widen bounds")
+    return t
+
+
+def calibration_summary(y: Sequence[int] | np.ndarray, logits: Sequence[float] | np.ndarray,
+                        temperature: float | None = None, n_bins: int = 15) -> dict[str, Any]:
+    """ECE, Brier and the reliability curve of ``sigmoid(logit / T)`` (T None = 1), JSON-able:
+    ``ece``, ``brier``, ``n_bins``, ``temperature``, ``bins`` (one dict per bin: ``lo``, ``hi``,
+    ``count``, ``mean_p``, ``frac_fake``; None for empty bins)."""
+    p = apply_temperature(logits, temperature)
+    rc = reliability_curve(y, p, n_bins)
+    e = rc["edges"]
+    bins = [{"lo": float(e[i]), "hi": float(e[i + 1]), "count": int(rc["count"][i]),
+             "mean_p": None if rc["count"][i] == 0 else float(rc["mean_p"][i]),
+             "frac_fake": None if rc["count"][i] == 0 else float(rc["frac_fake"][i])} for i in range(n_bins)]
+    return {"ece": expected_calibration_error(y, p, n_bins), "brier": brier_score(y, p), "n_bins": int(n_bins),
+            "temperature": None if temperature is None else float(temperature), "bins": bins}

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -65,6 +66,8 @@ class LoadedModel:
 
     ``model`` is the trained module; :meth:`scoring_model` is what every scoring call uses (the
     architecture's fastest equivalent for eval, e.g. LipForensics with BatchNorm folded).
+    :meth:`p_fake` turns a logit into the P(fake) every output reports (with the temperature
+    stored by ``evaluate --calibrate``, if any); ``threshold`` stays on the logit scale.
     """
 
     model: nn.Module
@@ -89,6 +92,50 @@ class LoadedModel:
         """The face-coverage minimum the model was trained with (``TrainConfig.min_face_coverage``);
         files written before it existed: 0 (any detection)."""
         return float((self.payload.get("train_config") or {}).get("min_face_coverage", 0.0))
+
+    @property
+    def trained_on(self) -> dict[str, Any] | None:
+        """The model card (:mod:`forensight.modelcard`): what the model was trained on; None for
+        files written before cards existed."""
+        card = self.payload.get("trained_on")
+        return dict(card) if isinstance(card, dict) else None
+
+    @property
+    def temperature(self) -> float | None:
+        """The temperature fitted on the validation split (``evaluate --calibrate``), or None:
+        P(fake) is then the uncalibrated ``sigmoid(logit)``."""
+        t = self.payload.get("temperature")
+        return None if t is None else float(t)
+
+    def p_fake(self, logit: Any) -> Any:
+        """P(fake) of a logit (float → float, array → array): ``sigmoid(logit / T)`` with the stored
+        temperature, ``sigmoid(logit)`` without. Monotone, so ``logit >= threshold`` verdicts hold."""
+        from forensight.metrics import apply_temperature
+
+        p = apply_temperature(logit, self.temperature)
+        return float(p) if np.ndim(logit) == 0 else p
+
+    @property
+    def calibration(self) -> str:
+        """One line: whether P(fake) is calibrated, and how (reports and results show it)."""
+        t = self.temperature
+        if t is None:
+            return "uncalibrated: P(fake) = sigmoid(logit)"
+        info = self.payload.get("calibration") or {}
+        where = info.get("fitted_on", "the validation split")
+        return f"calibrated: P(fake) = sigmoid(logit / {t:.4g}), temperature fitted on {where}"
+
+    def store_temperature(self, temperature: float, info: dict[str, Any] | None = None) -> None:
+        """Write ``temperature`` (and ``info`` as ``calibration``) into the model file
+        (:func:`update_model_file`, atomic) and use it from now on."""
+        import math
+
+        t = float(temperature)
+        if not math.isfinite(t) or t <= 0:
+            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+        entries = {"temperature": t, "calibration": dict(info or {})}
+        update_model_file(self.path, **entries)
+        self.payload.update(json.loads(json.dumps(entries, default=float)))
 
     def scoring_model(self) -> nn.Module:
         """The eval-only model every scoring call uses (built once, then reused)."""
@@ -199,5 +246,8 @@ def load_model_file(path: str | Path, device: str | torch.device = "cpu") -> Loa
         mc.input_spec().check_preprocess(pp)
     except ValueError as e:
         raise IncompatibleModelFile(f"{f}: {e}") from e
+    t = payload.get("temperature")
+    if t is not None and not (isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < float(t) < float("inf")):
+        raise IncompatibleModelFile(f"{f}: stored temperature {t!r} is not a finite number > 0 (tampered?)")
     model.eval().to(device)
     return LoadedModel(model=model, model_config=mc, preprocess=pp, threshold=threshold, payload=payload, path=f)

@@ -24,7 +24,7 @@ import os
 import time
 import traceback
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +52,8 @@ class ProcessedVideo:
     was processed; ``truncated`` then holds the counts, see ``video.Truncation.to_dict``).
     ``frame_store``: how the sampled native frames were held between detection and cropping
     (``{"in_memory": n, "spilled": m}`` frames; see ``process_video``).
+    ``others``: with ``process_video(..., people=...)``, the other people's ``(track, regions)``
+    (``faces.tracking.build_tracks`` order); ``track`` / ``regions`` are always the subject's.
     """
 
     record: VideoRecord
@@ -63,6 +65,7 @@ class ProcessedVideo:
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[dict[str, str]] = field(default_factory=list)
     frame_store: dict[str, int] = field(default_factory=dict)
+    others: list[tuple[FaceTrack, dict[str, np.ndarray]]] = field(default_factory=list)
 
     @property
     def truncated(self) -> dict[str, Any] | None:
@@ -99,7 +102,7 @@ class _Timer:
 
 def _detect_pass(
     frames: Iterable[tuple[int, float, np.ndarray]], cfg: PreprocessConfig, store: FrameStore | None,
-    timer: _Timer,
+    timer: _Timer, done: Callable[[int], None] | None = None,
 ) -> tuple[list[int], list[float], list[Any]]:
     """Detections + landmarks for every sampled frame; each frame is then put in ``store`` (if given).
 
@@ -129,26 +132,30 @@ def _detect_pass(
         dets.append((boxes, scores, lms))
         if store is not None:
             store.append(rgb)
+        if done is not None:
+            done(len(nums))
     return nums, times, dets
 
 
-def _crop_all(frames: Iterable[np.ndarray], track: FaceTrack, lips: tuple[np.ndarray, np.ndarray] | None,
-              cfg: PreprocessConfig, timer: _Timer) -> dict[str, np.ndarray]:
-    """Pass 2: every region of every frame; ``lips`` = (smoothed, raw) landmarks for alignment."""
+def _crop_all(frames: Iterable[np.ndarray], tracks: Sequence[tuple[FaceTrack, Any]], cfg: PreprocessConfig,
+              timer: _Timer) -> list[dict[str, np.ndarray]]:
+    """Pass 2: every region of every frame, for each ``(track, lips)``; ``lips`` = (smoothed, raw)
+    landmarks for the mouth alignment, or None. One pass over the frames whatever the number of people."""
     from forensight.regions import align_lips, crop_regions
 
-    out: dict[str, list[np.ndarray]] = {r: [] for r in cfg.regions}
+    outs: list[dict[str, list[np.ndarray]]] = [{r: [] for r in cfg.regions} for _ in tracks]
     t = time.perf_counter()
     for i, rgb in enumerate(frames):
         t = timer.add("store", t)  # waiting for the frame: 0 from RAM, a disk read when it was spilled
-        crops = crop_regions(rgb, track.landmarks[i], track.boxes[i], cfg)
-        for name, crop in crops.items():
-            out[name].append(crop)
-        if lips is not None:
-            # official geometry: transform from smoothed landmarks, patch centred on this frame's own
-            out["lips"].append(align_lips(rgb, lips[0][i], cfg.lips_size, center_landmarks=lips[1][i])[..., None])
+        for out, (track, lips) in zip(outs, tracks):
+            crops = crop_regions(rgb, track.landmarks[i], track.boxes[i], cfg)
+            for name, crop in crops.items():
+                out[name].append(crop)
+            if lips is not None:
+                # official geometry: transform from smoothed landmarks, patch centred on this frame's own
+                out["lips"].append(align_lips(rgb, lips[0][i], cfg.lips_size, center_landmarks=lips[1][i])[..., None])
         t = timer.add("crop", t)
-    return {k: np.stack(v) for k, v in out.items()}
+    return [{k: np.stack(v) for k, v in out.items()} for out in outs]
 
 
 def effective_smooth_window(window: int, frame_indices: np.ndarray) -> int:
@@ -165,23 +172,34 @@ def effective_smooth_window(window: int, frame_indices: np.ndarray) -> int:
     return max(1, n if n % 2 else n - 1)
 
 
-def _track(dets: list[Any], nums: list[int], cfg: PreprocessConfig) -> tuple[FaceTrack, Any]:
-    from forensight.faces.tracking import build_track
+def _tracks(dets: list[Any], nums: list[int], cfg: PreprocessConfig, people: float | None = None
+            ) -> list[tuple[FaceTrack, Any]]:
+    """``(track, lips landmarks)`` of the subject, then (with ``people``) of every other person whose
+    face was detected in at least that fraction of the sampled frames."""
+    from forensight.faces.tracking import build_tracks
 
     idx = np.asarray(nums, np.int64)
-    track = build_track(dets, effective_smooth_window(cfg.smooth_window, idx))
-    lips = None
-    if "lips" in cfg.regions:
-        from forensight.regions import smooth_lips_landmarks
+    tracks = build_tracks(dets, effective_smooth_window(cfg.smooth_window, idx))
+    if people is None:
+        tracks = tracks[:1]
+    else:
+        tracks = tracks[:1] + [t for t in tracks[1:] if float(t.observed.mean()) >= people]
+    out: list[tuple[FaceTrack, Any]] = []
+    for track in tracks:
+        lips = None
+        if "lips" in cfg.regions:
+            from forensight.regions import smooth_lips_landmarks
 
-        raw = track.raw_landmarks if track.raw_landmarks is not None else track.landmarks
-        lips = (smooth_lips_landmarks(raw, cfg.lips_smooth_window, frame_indices=idx, mode=cfg.lips_smooth_mode),
-                raw)
-    return track, lips
+            raw = track.raw_landmarks if track.raw_landmarks is not None else track.landmarks
+            lips = (smooth_lips_landmarks(raw, cfg.lips_smooth_window, frame_indices=idx,
+                                          mode=cfg.lips_smooth_mode), raw)
+        out.append((track, lips))
+    return out
 
 
 def process_video(record: VideoRecord, cfg: PreprocessConfig, buffer_mb: float = 768.0,
-                  threads: int = 0, overlap: bool = True) -> ProcessedVideo:
+                  threads: int = 0, overlap: bool = True, people: float | None = None,
+                  min_frames: int = 0, progress: Callable[[float], None] | None = None) -> ProcessedVideo:
     """Preprocess one video (see the module docstring); raises ``PreprocessError`` on bad input.
 
     One decode, bounded memory. The sampled frames are decoded exactly once, in one forward
@@ -201,6 +219,12 @@ def process_video(record: VideoRecord, cfg: PreprocessConfig, buffer_mb: float =
 
     ``threads`` = decoder threads (0 = FFmpeg's choice); ``overlap`` decodes in a background
     thread while faces are detected (useful when a core is free: one process, or detect).
+    ``people``: also track, and cut the regions of, every other person whose face is detected in
+    at least this fraction of the sampled frames (``ProcessedVideo.others``; ``detect`` scores
+    each); None = the subject only (datasets). ``min_frames`` > 0: a video shorter than linear
+    sampling's ``num_frames`` is sampled whole if it has at least that many frames
+    (``video.sample_indices``); 0 = refused as "too_short" (datasets). ``progress(fraction)`` is
+    called after each sampled frame's detection (fraction of the sampled frames done).
     """
     timings: dict[str, float] = {}
     timer = _Timer(timings)
@@ -213,7 +237,7 @@ def process_video(record: VideoRecord, cfg: PreprocessConfig, buffer_mb: float =
             raise PreprocessError("truncated", msg)
         log.warning("%s (on_truncated='warn': processing the surviving prefix)", msg)
         warnings.append({"code": "truncated", "message": msg})
-    wanted = sample_indices(idx.info.num_frames, cfg)
+    wanted = sample_indices(idx.info.num_frames, cfg, min_frames=min_frames)
     timer.add("index", t0)
     if cfg.input == "mouth_crops":
         pv = _process_mouth_crops(record, cfg, idx, wanted, timer, threads)
@@ -221,16 +245,18 @@ def process_video(record: VideoRecord, cfg: PreprocessConfig, buffer_mb: float =
         return pv
     with FrameStore(int(buffer_mb * 2**20)) as store:
         decoded = iter_frames(record.path, wanted, index=idx, threads=threads)
-        nums, times, dets = _detect_pass(prefetch(decoded) if overlap else decoded, cfg, store, timer)
+        nums, times, dets = _detect_pass(prefetch(decoded) if overlap else decoded, cfg, store, timer,
+                                         None if progress is None else (lambda i: progress(i / len(wanted))))
         held = {"in_memory": store.num_in_memory, "spilled": store.num_spilled}
 
         t = time.perf_counter()
-        track, lips = _track(dets, nums, cfg)
+        tracks = _tracks(dets, nums, cfg, people)
         timer.add("track", t)
-        regions = _crop_all(store.drain(), track, lips, cfg, timer)
+        regions = _crop_all(store.drain(), tracks, cfg, timer)
     return ProcessedVideo(record=record, index=idx, frames_idx=np.asarray(nums, np.int64),
-                          timestamps=np.asarray(times, np.float64), track=track, regions=regions,
-                          timings=timings, warnings=warnings, frame_store=held)
+                          timestamps=np.asarray(times, np.float64), track=tracks[0][0], regions=regions[0],
+                          timings=timings, warnings=warnings, frame_store=held,
+                          others=[(tr, rg) for (tr, _), rg in zip(tracks[1:], regions[1:])])
 
 
 def _process_mouth_crops(record: VideoRecord, cfg: PreprocessConfig, idx: VideoIndex, wanted: np.ndarray,
@@ -260,13 +286,16 @@ def _process_mouth_crops(record: VideoRecord, cfg: PreprocessConfig, idx: VideoI
                           timings=timer.timings)
 
 
-def process_frames(frames: SampledFrames, cfg: PreprocessConfig) -> tuple[FaceTrack, dict[str, np.ndarray]]:
-    """Preprocess frames already in memory (uint8 (T,H,W,3) RGB): the face track and region crops."""
+def process_frames(frames: SampledFrames, cfg: PreprocessConfig, people: float | None = None
+                   ) -> list[tuple[FaceTrack, dict[str, np.ndarray]]]:
+    """Preprocess frames already in memory (uint8 (T,H,W,3) RGB): ``(face track, region crops)``
+    of the subject, then of the other people (``people`` as in :func:`process_video`)."""
     timer = _Timer({})
     items = zip(frames.indices.tolist(), frames.timestamps.tolist(), frames.frames)
     nums, _, dets = _detect_pass(items, cfg, None, timer)
-    track, lips = _track(dets, nums, cfg)
-    return track, _crop_all(iter(frames.frames), track, lips, cfg, timer)
+    tracks = _tracks(dets, nums, cfg, people)
+    regions = _crop_all(iter(frames.frames), tracks, cfg, timer)
+    return [(tr, rg) for (tr, _), rg in zip(tracks, regions)]
 
 
 # ---- many videos ---------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ from forensight.metrics import roc_points
 
 __all__ = [
     "plot_confusion",
+    "plot_reliability",
+    "plot_robustness",
     "plot_roc",
     "plot_roc_multi",
     "to_jsonable",
@@ -106,6 +108,86 @@ def plot_confusion(
     ax.set_xticks(range(len(labels)), labels)
     ax.set_yticks(range(len(labels)), labels)
     ax.set(xlabel="predicted", ylabel="true", title=title)
+    return _save(fig, path)
+
+
+def plot_reliability(curves: Mapping[str, Mapping[str, Any]], path: str | Path,
+                     title: str = "Reliability of P(fake)") -> Path:
+    """Reliability diagram: observed fraction of fakes against mean predicted P(fake) per bin.
+
+    Args:
+        curves: label -> :func:`forensight.metrics.calibration_summary` output (``bins`` with
+            ``lo``, ``hi``, ``count``, ``mean_p``, ``frac_fake``; ``ece``, ``brier``), e.g.
+            ``{"uncalibrated": ..., "temperature 2.1": ...}``; all with the same bins.
+        path: output image.
+
+    Top: one line per curve through its non-empty bins (marker area ~ videos in the bin) and the
+    diagonal (perfect calibration); bottom: videos per bin of the first curve, per curve.
+    """
+    if not curves:
+        raise ValueError("no reliability curves to plot")
+    fig = _new_figure(5.2, 6.0)
+    gs = fig.add_gridspec(2, 1, height_ratios=(3, 1))
+    ax = fig.add_subplot(gs[0])
+    hist = fig.add_subplot(gs[1], sharex=ax)
+    ax.plot([0, 1], [0, 1], ls="--", lw=1, color="grey", label="perfectly calibrated")
+    n_curves = len(curves)
+    for k, (name, c) in enumerate(curves.items()):
+        bins = [b for b in c["bins"] if b["count"]]
+        xs = [b["mean_p"] for b in bins]
+        ys = [b["frac_fake"] for b in bins]
+        total = max(1, sum(b["count"] for b in c["bins"]))
+        sizes = [12 + 300 * b["count"] / total for b in bins]
+        line = ax.plot(xs, ys, lw=1.6, label=f"{name} (ECE {c['ece']:.3f}, Brier {c['brier']:.3f})")[0]
+        ax.scatter(xs, ys, s=sizes, color=line.get_color(), alpha=0.7, zorder=3)
+        width = (c["bins"][0]["hi"] - c["bins"][0]["lo"]) / n_curves
+        hist.bar([b["lo"] + k * width for b in c["bins"]], [b["count"] for b in c["bins"]], width=width,
+                 align="edge", color=line.get_color(), alpha=0.7)
+    ax.set(xlim=(0, 1), ylim=(-0.02, 1.02), ylabel="observed fraction of fakes", title=title)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    hist.set(xlabel="predicted P(fake)", ylabel="videos")
+    hist.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_robustness(rows: Sequence[Mapping[str, Any]], path: str | Path, metric: str = "auc",
+                    title: str = "Robustness to perturbations") -> Path:
+    """AUC (or ``metric``) against perturbation level, one line per type, one panel per model.
+
+    Args:
+        rows: ``robustness.csv`` rows: ``model``, ``type`` ("clean" for the unperturbed row),
+            ``level`` (0 for clean), ``metric`` (None when it could not be computed).
+        path: output image.
+    """
+    models = list(dict.fromkeys(str(r["model"]) for r in rows))
+    if not models:
+        raise ValueError("no robustness rows to plot")
+    fig = _new_figure(4.8 * len(models) + 1.2, 4.2)
+    axes = [fig.add_subplot(1, len(models), i + 1) for i in range(len(models))]
+    for ax, model in zip(axes, models):
+        mine = [r for r in rows if str(r["model"]) == model]
+        clean = next((r.get(metric) for r in mine if r["type"] == "clean"), None)
+        types = list(dict.fromkeys(str(r["type"]) for r in mine if r["type"] != "clean"))
+        for t in types:
+            pts = sorted((int(r["level"]), r.get(metric)) for r in mine if r["type"] == t)
+            if clean is not None:
+                pts = [(0, clean), *pts]
+            xs = [x for x, v in pts if v is not None]
+            ys = [float(v) for _, v in pts if v is not None]
+            ax.plot(xs, ys, marker="o", ms=4, lw=1.5, label=t)
+        if clean is not None:
+            ax.axhline(float(clean), ls="--", lw=1, color="grey", label=f"clean ({float(clean):.3f})")
+        if metric == "auc":
+            ax.axhline(0.5, ls=":", lw=1, color="black", alpha=0.5)
+            vals = [float(r[metric]) for r in mine if r.get(metric) is not None]
+            ax.set_ylim(max(0.0, min([0.45, *vals]) - 0.05), 1.02)
+        ax.set_xticks(range(6), ["clean", "1", "2", "3", "4", "5"])
+        ax.set(xlabel="perturbation level", ylabel=f"video {metric.upper()}", title=f"{model}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+    if len(models) > 1:
+        fig.suptitle(title)
     return _save(fig, path)
 
 

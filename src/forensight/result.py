@@ -24,6 +24,7 @@ __all__ = [
     "DetectionResult",
     "FaceTrackSummary",
     "FrameScore",
+    "PersonResult",
     "TopFrame",
     "batch_document",
     "format_results",
@@ -31,11 +32,12 @@ __all__ = [
     "sigmoid",
 ]
 
-SCHEMA = "forensight-detect-v1"
-BATCH_SCHEMA = "forensight-detect-batch-v1"
+SCHEMA = "forensight-detect-v2"  # v2: ``people`` / ``person`` (every face scored), ``model.trained_on``
+BATCH_SCHEMA = "forensight-detect-batch-v2"
 
 CSV_COLUMNS = ["name", "path", "status", "reason", "verdict", "p_fake", "logit", "threshold", "threshold_p",
-               "num_clips", "num_frames_scored", "coverage", "num_other_tracks", "duration_s", "fps",
+               "num_clips", "num_frames_scored", "coverage", "num_other_tracks", "num_people", "person",
+               "duration_s", "fps",
                "width", "height", "top_frame_index", "top_frame_time_s", "model", "report", "message"]
 
 
@@ -127,6 +129,53 @@ class TopFrame:
 
 
 @dataclass
+class PersonResult:
+    """One person (face track) of a video, scored on their own.
+
+    Attributes:
+        person: 1-based id in track order (1 = the main face: largest, present longest).
+        status: "ok" or "failed" (e.g. face seen too rarely to score: ``reason``, ``message``).
+        p_fake, logit, verdict, clips, frames, local_scores, face_track, top_frames: as in
+            :class:`DetectionResult`, for this person's face.
+    """
+
+    person: int
+    status: str
+    reason: str = ""
+    message: str = ""
+    p_fake: float | None = None
+    logit: float | None = None
+    verdict: str | None = None
+    clips: list[ClipScore] = field(default_factory=list)
+    frames: list[FrameScore] = field(default_factory=list)
+    local_scores: list[ClipScore] = field(default_factory=list)
+    face_track: FaceTrackSummary | None = None
+    top_frames: list[TopFrame] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PersonResult:
+        d = dict(d)
+        ft = d.get("face_track")
+        return cls(**{k: v for k, v in d.items() if k not in _NESTED}, **_nested(d), face_track=(
+            FaceTrackSummary(**ft) if ft else None))
+
+
+_NESTED = ("clips", "frames", "local_scores", "face_track", "top_frames")
+_PERSON_FIELDS = ("status", "reason", "message", "p_fake", "logit", "verdict", *_NESTED)
+
+
+def _nested(d: dict[str, Any]) -> dict[str, Any]:
+    return {"clips": [ClipScore(**c) for c in d.get("clips", [])],
+            "frames": [FrameScore(**c) for c in d.get("frames", [])],
+            "local_scores": [ClipScore(**{"index": None, **c}) for c in d.get("local_scores", [])],
+            "top_frames": [TopFrame(**c) for c in d.get("top_frames", [])]}
+
+
+@dataclass
 class DetectionResult:
     """What ``detect`` says about one video; :meth:`to_dict` is the ``--json`` schema.
 
@@ -147,7 +196,15 @@ class DetectionResult:
         face_track: the followed face (None when no face was found / nothing was decoded).
         top_frames: the most-attended frames (rank order).
         video: probed metadata (width, height, fps, num_frames, duration_s, rotation, codec).
-        model: which model scored it (name, arch, region, pooling, path, preprocess hash, ...).
+        model: which model scored it (name, arch, region, pooling, path, preprocess hash, ...,
+            ``trained_on``: its model card, ``warning``: e.g. trained only on synthetic data).
+        people: every person whose face was seen often enough, each scored on their own
+            (:class:`PersonResult`); the video's verdict is the HIGHEST-scoring person's (a video
+            is fake if anyone in it is), and the fields above (``p_fake`` ... ``top_frames``) are
+            that person's. One entry for a one-person video.
+        person: the id of that person (None when nothing was scored).
+        notes: remarks on how the score was obtained that are not failures (e.g. a short clip
+            scored with fewer frames than the model samples).
         skipped: what was not scored and why, as ``{"what": ..., "why": ...}`` items.
         timings_s: seconds per stage (index, decode, detect, landmarks, track, crop, model, total).
         schema, version: format id and forensight version.
@@ -172,6 +229,9 @@ class DetectionResult:
     model: dict[str, Any] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
+    people: list[PersonResult] = field(default_factory=list)
+    person: int | None = None
+    notes: list[str] = field(default_factory=list)
     schema: str = SCHEMA
     version: str = __version__
 
@@ -208,18 +268,26 @@ class DetectionResult:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DetectionResult:
-        """Inverse of :meth:`to_dict` (e.g. to rebuild reports from saved JSON)."""
+        """Inverse of :meth:`to_dict` (e.g. to rebuild reports from saved JSON; v1 records too)."""
         d = dict(d)
         ft = d.get("face_track")
         return cls(
-            **{k: v for k, v in d.items() if k not in ("clips", "frames", "local_scores", "face_track",
-                                                        "top_frames")},
-            clips=[ClipScore(**c) for c in d.get("clips", [])],
-            frames=[FrameScore(**c) for c in d.get("frames", [])],
-            local_scores=[ClipScore(**{"index": None, **c}) for c in d.get("local_scores", [])],
+            **{k: v for k, v in d.items() if k not in (*_NESTED, "people")}, **_nested(d),
             face_track=FaceTrackSummary(**ft) if ft else None,
-            top_frames=[TopFrame(**c) for c in d.get("top_frames", [])],
+            people=[PersonResult.from_dict(p) for p in d.get("people", [])],
         )
+
+    def person_view(self, person: int) -> DetectionResult:
+        """This result as if ``person`` (an id in :attr:`people`) were the one scored: the same video,
+        model and threshold with that person's score, timeline and top frames (for per-person pages
+        and plots); its artifacts are that person's crops."""
+        p = next((q for q in self.people if q.person == person), None)
+        if p is None:
+            raise KeyError(f"no person {person} in {self.name} (people: {[q.person for q in self.people]})")
+        view = dataclasses.replace(self, **{k: getattr(p, k) for k in _PERSON_FIELDS}, person=person)
+        art = self._artifacts or {}
+        view._artifacts = {**art, **(art.get("people") or {}).get(person, {})} if art else None
+        return view
 
     def short_notes(self) -> str:
         """A few words on what limits the score (for tables): scored span, ignored faces, misses."""
@@ -231,8 +299,12 @@ class DetectionResult:
             dur = (self.video or {}).get("duration_s")
             notes.append(f"scored {self.clips[0].start_s:.2f}-{self.clips[-1].end_s:.2f} s"
                          + (f" of {dur:.2f} s" if isinstance(dur, (int, float)) else ""))
-        if ft and ft.num_other_tracks:
-            notes.append(f"{ft.num_other_tracks} other face(s) ignored")
+        if len(self.people) > 1:
+            ranks = ", ".join(f"#{p.person} {p.p_fake:.2f}" if p.ok else f"#{p.person} -" for p in self.people)
+            notes.append(f"{len(self.people)} people, verdict from #{self.person} (P(fake) {ranks})")
+        elif ft and ft.num_other_tracks:
+            notes.append(f"{ft.num_other_tracks} other face(s) seen too rarely to score")
+        notes.extend(self.notes)
         missed = sum(f.scored and not f.observed for f in self.frames)
         if missed:
             notes.append(f"face missed in {missed} scored frame(s)")
@@ -250,6 +322,7 @@ class DetectionResult:
             "num_frames_scored": ft.num_scored if ft else 0,
             "coverage": ft.coverage if ft else None,
             "num_other_tracks": ft.num_other_tracks if ft else None,
+            "num_people": len(self.people), "person": self.person,
             "duration_s": v.get("duration_s"), "fps": v.get("fps"),
             "width": v.get("width"), "height": v.get("height"),
             "top_frame_index": top.frame_index if top else None,
@@ -274,7 +347,11 @@ def format_results(results: Sequence[DetectionResult], max_name: int = 40) -> st
     m = next((r.model for r in results if r.model), {})
     thr = results[0].threshold_p
     lines.append(f"model {m.get('name', '?')} ({m.get('region', '?')} region, {m.get('pooling', '?')} pooling), "
-                 f"threshold P(fake) >= {thr:.3f} from the validation split")
+                 f"threshold P(fake) >= {thr:.3f} from the validation split"
+                 + (f"; P(fake) {m['calibration']}" if m.get("calibration") else ""))
+    from forensight.modelcard import card_lines
+
+    lines.extend(f"  {line}" for line in card_lines(m.get("trained_on")))
     lines.append(head)
     for r, n in zip(results, names):
         if r.ok:

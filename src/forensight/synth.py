@@ -121,6 +121,7 @@ __all__ = [
     "SynthSummary",
     "Variant",
     "generate",
+    "generate_two_person",
     "load_footage",
     "make_fake",
     "read_metadata",
@@ -1070,3 +1071,65 @@ def read_metadata(root: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"synthetic dataset description: expected {path} (written by forensight.synth)")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------- several people
+
+TWO_PERSON_DIR = "two_person"
+
+
+def generate_two_person(
+    root: str | Path,
+    num_videos: int = 4,
+    frames: int = 64,
+    fps: float = 25.0,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    method: str = "Face2Face",
+    strength: float = 1.0,
+    sparsity: float = 0.5,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Videos of two people side by side, exactly one of them manipulated (for ``detect``'s
+    per-person scoring; not part of any split).
+
+    Video ``k`` is two rendered real videos of ``size`` (width, height) placed left | right in a
+    ``(2 * width) x height`` frame; the person on the side ``"left"`` for even ``k``, ``"right"``
+    for odd ``k`` is replaced by ``method``'s fake of them (driven by the other person, as in the
+    dataset's fakes, with ``strength`` and ``sparsity``). Identities use indices 900 + 2k, 901 + 2k
+    of the same generator as the dataset's (``seed``), so they never repeat a dataset identity.
+
+    Writes ``root/two_person/NNN.mp4`` and ``root/two_person/two_person.json`` (a list with, per
+    video: ``path`` (relative to ``root``), ``manipulated_side``, ``people`` (per side: identity,
+    ``manipulated``, ``box_x_range`` in output pixels), ``manipulated_frames``). Returns that list.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+    if num_videos < 1:
+        raise ValueError(f"num_videos must be >= 1, got {num_videos}")
+    w, h = int(size[0]), int(size[1])
+    if w % 2 or h % 2 or h < 128 or frames < 8:
+        raise ValueError(f"size must be even with height >= 128 and frames >= 8, got {size}, {frames}")
+    root = Path(root)
+    out = root / TWO_PERSON_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    items: list[dict[str, Any]] = []
+    for k in range(num_videos):
+        a = _real_spec(seed, 900 + 2 * k, f"{900 + 2 * k}", fps)
+        b = _real_spec(seed, 901 + 2 * k, f"{901 + 2 * k}", fps)
+        fa, la = render_real(a, frames, (w, h), fps)
+        fb, lb = render_real(b, frames, (w, h), fps)
+        side = "left" if k % 2 == 0 else "right"
+        if side == "left":
+            fa, info = make_fake(method, a, b, fa, la, fb, lb, strength, sparsity, seed)
+        else:
+            fb, info = make_fake(method, b, a, fb, lb, fa, la, strength, sparsity, seed)
+        rel = f"{TWO_PERSON_DIR}/{k:03d}.mp4"
+        write_video(root / rel, np.concatenate([fa, fb], axis=2), fps=fps, crf=CRF)
+        items.append({"path": rel, "manipulated_side": side, "method": method,
+                      "manipulated_frames": info["manipulated_frames"],
+                      "people": [{"side": "left", "identity": a.name, "manipulated": side == "left",
+                                  "box_x_range": [0, w]},
+                                 {"side": "right", "identity": b.name, "manipulated": side == "right",
+                                  "box_x_range": [w, 2 * w]}]})
+    atomic_write_json(out / "two_person.json", items, indent=1)
+    return items

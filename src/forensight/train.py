@@ -96,6 +96,18 @@ class ClipDataModule(L.LightningDataModule):
         """Positive-class loss weight: #real / #fake with ``balance="loss"``, else 1."""
         return self.n_real / self.n_fake if self.cfg.balance == "loss" else 1.0
 
+    def model_card(self) -> dict[str, Any]:
+        """What this run trains and selects on (:func:`forensight.modelcard.training_card`): the
+        videos of the train / val splits that gave at least one clip."""
+        from forensight.modelcard import training_card
+
+        def used(ds: Any) -> list[Any]:
+            vids = {r.video_id for r in ds.refs}
+            return [rec for vid, rec in ds.records.items() if vid in vids]
+
+        return training_card({"train": used(self.train_ds), "val": used(self.val_ds)}, cache=str(self.cache.root),
+                             preprocess_hash=self.cache.config.hash)
+
     def summary(self) -> dict[str, Any]:
         """Counts recorded in the run's config.yaml."""
         return {"train_clips": len(self.train_ds), "train_real": self.n_real, "train_fake": self.n_fake,
@@ -146,8 +158,12 @@ class DetectorModule(L.LightningModule):
                                                                       feats.device))
         else:
             frames = batch["frames"]
-            if train and self.train_cfg.augment:
+            if train and self.train_cfg.augment == "basic":
                 frames = augment_batch(frames, generator=self._gen)
+            elif train and self.train_cfg.augment == "robust":
+                from forensight.augment import augment_clips
+
+                frames = augment_clips(frames, generator=self._gen)
             x = prepare_batch(frames, self.spec, channels_last=self.device.type == "cuda")
             out = self.model(x, batch["lengths"])
         y = batch["label"].to(out.logits.dtype)
@@ -198,14 +214,24 @@ class DetectorModule(L.LightningModule):
 
     def train(self, mode: bool = True) -> DetectorModule:
         super().train(mode)
-        # keep frozen parts (the LipForensics front end + trunk, a frozen encoder) in eval mode
+        if mode:
+            self._keep_frozen_in_eval()
+        return self
+
+    def _keep_frozen_in_eval(self) -> None:
+        """Frozen parts (the LipForensics front end + trunk, a frozen encoder) stay in eval mode, so
+        their BatchNorm statistics are kept."""
         keep = getattr(self.model, "frozen_modules", None)
-        if mode and callable(keep):
+        if callable(keep):
             for m in keep():
                 m.eval()
-        if mode and self.frozen_encoder:
+        if self.frozen_encoder:
             self.model.encoder.eval()
-        return self
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Lightning restores per-module training modes at the start of an epoch without calling
+        # ``train()`` above (seen with a frozen encoder on crops: its BatchNorm statistics drifted)
+        self._keep_frozen_in_eval()
 
 
 def lr_lambda(warmup_steps: float, total_steps: int, schedule: str) -> Any:
@@ -251,18 +277,21 @@ class TrainResult:
 
 def export_run(run_dir: str | Path, module: DetectorModule, cache: Cache, cfg: TrainConfig, best_epoch: int,
                epochs_run: int, device: torch.device | str | None = None,
-               features: Any = None) -> dict[str, Any]:
+               features: Any = None, trained_on: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``model.pt`` from ``module``'s weights, then choose the threshold on the validation
     split scored by the one scoring path FROM THAT FILE (the numbers ``evaluate --split val``
     gives), and store it with the validation metrics (also in ``val_metrics.json``).
 
     ``features``: the feature cache the module was trained on; its key is stored in the model
-    file, so ``evaluate`` scores from the same features by default.
+    file, so ``evaluate`` scores from the same features by default. ``trained_on``: the model card
+    (:meth:`ClipDataModule.model_card`), stored as ``trained_on``.
     """
     from forensight.metrics import choose_threshold, compute_all
 
     run_dir = Path(run_dir)
-    extra = {"features": features.key} if features is not None else None
+    extra = {"features": features.key} if features is not None else {}
+    if trained_on is not None:
+        extra["trained_on"] = trained_on
     path = save_model_file(run_dir / MODEL_FILE, module.model, module.model_cfg, cache.config, cfg, 0.0, {},
                            extra=extra)
     dev = resolve_device(device)
@@ -312,7 +341,11 @@ def train(cache_root: str | Path, run_dir: str | Path, model: ModelConfig | str,
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     features = None
     encoder = _frozen_encoder(model_cfg, cfg)
-    if encoder is not None:
+    if encoder is not None and cfg.augment == "robust":
+        # cached features are computed once from unaugmented crops: to see augmented pixels the
+        # frozen encoder runs on the augmented crops every step instead (TrainConfig.augment)
+        log.info("augment='robust' with a frozen encoder: training on crops through the frozen encoder")
+    elif encoder is not None:
         from forensight.features import build_features
 
         features, _ = build_features(cache, model_cfg, encoder, device=_device(cfg), progress=progress)
@@ -325,7 +358,7 @@ def train(cache_root: str | Path, run_dir: str | Path, model: ModelConfig | str,
                    "data": data.summary()}, run_dir / "config.yaml")
 
     module = DetectorModule(model_cfg.to_dict(), to_dict(cfg), pos_weight=data.pos_weight,
-                            preprocess_hash=cache.config.hash, frozen_encoder=features is not None)
+                            preprocess_hash=cache.config.hash, frozen_encoder=encoder is not None)
     cuda = _device(cfg) == "cuda"
     precision = cfg.precision if cfg.precision != "auto" else ("bf16-mixed" if cuda else "32-true")
     best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_select", mode="min",
@@ -353,7 +386,7 @@ def train(cache_root: str | Path, run_dir: str | Path, model: ModelConfig | str,
     module.load_state_dict(state["state_dict"])
     best_epoch = int(state.get("epoch", -1))
     val_metrics = export_run(run_dir, module, cache, cfg, best_epoch, int(trainer.current_epoch),
-                             device="cuda" if cuda else "cpu", features=features)
+                             device="cuda" if cuda else "cpu", features=features, trained_on=data.model_card())
     return TrainResult(run_dir, run_dir / MODEL_FILE, best_epoch, val_metrics, time.perf_counter() - t0)
 
 

@@ -2,11 +2,13 @@
 
 Typical use for one video (frames: uint8 ``(T, H, W, 3)`` RGB, native resolution)::
 
-    det = get_detector(cfg.detector)
+    det = SequenceFaceDetector(get_detector(cfg.detector), max_side=cfg.detect_max_side,
+                               face_px=cfg.detect_face_px, full_every=cfg.detect_full_every,
+                               max_upscale=cfg.detect_max_upscale)
     lmk = get_landmark_predictor()
     dets = []
     for frame in frames:
-        boxes, scores = detect_downscaled(det, frame, cfg.detect_max_side)
+        boxes, scores = det.detect(frame)  # native-pixel boxes, dlib convention
         dets.append((boxes, scores, lmk.predict_many(frame, boxes)))
     track = build_track(dets, cfg.smooth_window)  # PreprocessError("no_face") if none
 """
@@ -36,6 +38,9 @@ from forensight.faces.landmarks import (
     LandmarkPredictor,
     get_landmark_predictor,
 )
+from forensight.faces.libfd import LibFaceDetector
+from forensight.faces.res10 import Res10Detector
+from forensight.faces.sequence import SequenceFaceDetector
 from forensight.faces.tracking import build_track, interpolate_missing, link_detections, smooth_sequence
 
 __all__ = [
@@ -56,6 +61,9 @@ __all__ = [
     "FaceDetector",
     "HaarDetector",
     "LandmarkPredictor",
+    "LibFaceDetector",
+    "Res10Detector",
+    "SequenceFaceDetector",
     "build_track",
     "detect_downscaled",
     "get_detector",

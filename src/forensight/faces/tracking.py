@@ -9,8 +9,9 @@ Input of :func:`build_track` is, for each sampled frame ``t`` (in time order), a
    provided the two sizes differ by at most ``max_size_ratio``. A track stays live for
    ``max_gap`` frames without a detection; unmatched detections start new tracks.
 2. **Subject.** The track with the largest sum over frames of its box area (i.e. large *and*
-   present in many frames) is the subject; the other tracks are counted in
-   ``FaceTrack.num_other_tracks`` and ignored.
+   present in many frames) is the subject (:func:`build_track`: datasets keep one person per
+   video); the other tracks are counted in ``FaceTrack.num_other_tracks``. :func:`build_tracks`
+   returns every person's track in that order (``detect`` scores each).
 3. **Gaps.** Frames where the subject was not observed get boxes and landmarks linearly
    interpolated between the observed neighbours (the nearest observed value is held before the
    first / after the last observation); ``observed`` is False and the score 0 there.
@@ -28,7 +29,7 @@ import numpy as np
 
 from forensight.records import FaceTrack, PreprocessError
 
-__all__ = ["build_track", "interpolate_missing", "link_detections", "smooth_sequence"]
+__all__ = ["build_track", "build_tracks", "interpolate_missing", "link_detections", "smooth_sequence"]
 
 Detections = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -178,7 +179,7 @@ def interpolate_missing(values: np.ndarray, observed: np.ndarray) -> np.ndarray:
     return out.reshape(values.shape)
 
 
-def build_track(
+def build_tracks(
     dets: Sequence[Detections],
     smooth_window: int,
     *,
@@ -186,23 +187,17 @@ def build_track(
     iou_threshold: float = 0.2,
     max_center_dist: float = 1.0,
     max_size_ratio: float = 2.0,
-) -> FaceTrack:
-    """Follow one subject through the sampled frames.
+) -> list[FaceTrack]:
+    """Follow EVERY face through the sampled frames: one gap-filled, smoothed track per person.
 
-    Args:
-        dets: per sampled frame, ``(boxes (N_t, 4), scores (N_t,), landmarks (N_t, 68, 2))``
-            in native pixels.
-        smooth_window: odd number of frames of the centred moving average applied to boxes and
-            landmarks after gap filling (1 = none).
-        max_gap, iou_threshold, max_center_dist, max_size_ratio: linking parameters, see
-            :func:`link_detections`.
+    Args: as :func:`build_track`.
 
     Returns:
-        :class:`~forensight.records.FaceTrack` with ``T = len(dets)`` frames: float32 boxes
-        ``(T, 4)``, float32 landmarks ``(T, 68, 2)``, bool ``observed (T,)``, float32 scores
-        ``(T,)`` (0 where not observed), ``num_other_tracks`` and ``raw_landmarks`` (float32
-        ``(T, 68, 2)``: gap-filled but not smoothed, for the LipForensics alignment which does
-        its own smoothing).
+        One :class:`~forensight.records.FaceTrack` per linked track (each ``T = len(dets)``
+        frames, ``observed`` True only where that person's face was detected), ordered by weight
+        (sum over frames of box area: large *and* present long first; ties keep the earlier
+        start). Element 0 is the subject :func:`build_track` returns. ``num_other_tracks`` of
+        every track is ``len(result) - 1``.
 
     Raises:
         PreprocessError: reason ``"no_face"`` when no frame has a detection.
@@ -233,14 +228,19 @@ def build_track(
         max_size_ratio=max_size_ratio,
     )
     weights = [sum(_area(boxes_pf[t][d]) for t, d in tr.items()) for tr in tracks]
-    best = int(np.argmax(weights))  # first of equals: the earliest-starting track
-    subject = tracks[best]
+    order = sorted(range(len(tracks)), key=lambda i: -weights[i])  # stable: earlier start first among equals
+    return [_fill_track(tracks[i], dets, boxes_pf, smooth_window, len(tracks) - 1) for i in order]
 
+
+def _fill_track(links: dict[int, int], dets: Sequence[Detections], boxes_pf: list[np.ndarray], smooth_window: int,
+                num_other: int) -> FaceTrack:
+    """One linked track → a FaceTrack over all frames (gaps interpolated, then smoothed)."""
+    t_len = len(boxes_pf)
     observed = np.zeros(t_len, bool)
     boxes = np.zeros((t_len, 4), np.float64)
     landmarks = np.zeros((t_len, 68, 2), np.float64)
     scores = np.zeros(t_len, np.float32)
-    for t, d in subject.items():
+    for t, d in links.items():
         observed[t] = True
         boxes[t] = boxes_pf[t][d]
         landmarks[t] = np.asarray(dets[t][2], np.float32)[d]
@@ -254,6 +254,40 @@ def build_track(
         landmarks=landmarks.astype(np.float32),
         observed=observed,
         scores=scores,
-        num_other_tracks=len(tracks) - 1,
+        num_other_tracks=num_other,
         raw_landmarks=raw_landmarks.astype(np.float32),
     )
+
+
+def build_track(
+    dets: Sequence[Detections],
+    smooth_window: int,
+    *,
+    max_gap: int = 8,
+    iou_threshold: float = 0.2,
+    max_center_dist: float = 1.0,
+    max_size_ratio: float = 2.0,
+) -> FaceTrack:
+    """Follow one subject through the sampled frames (the first of :func:`build_tracks`).
+
+    Args:
+        dets: per sampled frame, ``(boxes (N_t, 4), scores (N_t,), landmarks (N_t, 68, 2))``
+            in native pixels.
+        smooth_window: odd number of frames of the centred moving average applied to boxes and
+            landmarks after gap filling (1 = none).
+        max_gap, iou_threshold, max_center_dist, max_size_ratio: linking parameters, see
+            :func:`link_detections`.
+
+    Returns:
+        :class:`~forensight.records.FaceTrack` with ``T = len(dets)`` frames: float32 boxes
+        ``(T, 4)``, float32 landmarks ``(T, 68, 2)``, bool ``observed (T,)``, float32 scores
+        ``(T,)`` (0 where not observed), ``num_other_tracks`` and ``raw_landmarks`` (float32
+        ``(T, 68, 2)``: gap-filled but not smoothed, for the LipForensics alignment which does
+        its own smoothing).
+
+    Raises:
+        PreprocessError: reason ``"no_face"`` when no frame has a detection.
+        ValueError: on inconsistent shapes or an even / non-positive ``smooth_window``.
+    """
+    return build_tracks(dets, smooth_window, max_gap=max_gap, iou_threshold=iou_threshold,
+                        max_center_dist=max_center_dist, max_size_ratio=max_size_ratio)[0]

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from forensight.models.encoders import FrameEncoder, _adapt_first_conv
+from forensight.models.init import he_init
 
 __all__ = [
     "BN_EPS",
@@ -216,15 +217,7 @@ class _LiteTrunk(nn.Module):
         self._conv_head = _conv(_LITE0_STAGES[-1][5], HEAD_CHANNELS, 1)
         self._bn1 = _bn(HEAD_CHANNELS, bn_momentum)
         self.act = nn.ReLU6(inplace=True)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        he_init(self)  # as the official ResNet / EfficientNet
 
     def forward_features(self, x: Tensor) -> Tensor:
         """``x (N, C, H, W)`` normalised float -> head activations ``(N, 1280, ceil(H/32), ceil(W/32))``."""

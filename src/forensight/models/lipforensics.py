@@ -39,6 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from forensight.config import InputSpec, LipForensicsModelConfig
+from forensight.models.init import he_init
 from forensight.models.outputs import DetectorOutput
 from forensight.models.pooling import AttentionPooling, MeanPooling
 from forensight.models.temporal import lengths_to_mask
@@ -126,16 +127,7 @@ class ResNetTrunk(nn.Module):
             in_ch = width
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.out_channels = in_ch
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        # He-normal fan-out init for convs, unit/zero BN affine (as the official ResNet).
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        he_init(self)  # as the official ResNet / EfficientNet
 
     def forward(self, x: Tensor) -> Tensor:
         """``x``: (N, 64, H, W) -> (N, 512)."""
