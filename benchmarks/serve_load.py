@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +39,18 @@ from typing import Any
 import httpx
 
 TERMINAL = ("done", "failed")
+
+
+def wait_for(cond: Callable[[], Any], timeout_s: float = 90.0, what: str = "condition", poll_s: float = 0.05) -> Any:
+    """Poll ``cond()`` until it returns something truthy (returned); AssertionError naming ``what``
+    after ``timeout_s`` seconds."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(poll_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 def free_port() -> int:

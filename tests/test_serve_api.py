@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,23 +29,13 @@ from forensight.serve.store import JobStore, QueueFull, new_job_id
 from forensight.serve.uploads import display_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from serve_load import make_tiny_model
+from serve_load import make_tiny_model, wait_for
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 HOSTILE = "<script>alert(1)</script>../../x.mp4"
 BASE = "http://127.0.0.1:8000"
 TOKEN = "s3cret-token-0123456789"
-
-
-def wait_for(cond: Callable[[], object], timeout_s: float = 90.0, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")

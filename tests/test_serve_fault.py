@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from serve_load import ServerProcess, make_face_video, make_tiny_model
+from serve_load import ServerProcess, make_face_video, make_tiny_model, wait_for
 
 from forensight.serve.store import JobStore
 
@@ -25,16 +25,6 @@ def _gone(pid: int) -> bool:
     except FileNotFoundError:
         return True
     return "\nState:\tZ" in state  # a zombie has exited; only its parent's bookkeeping is left
-
-
-def _wait(cond, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _job(url: str, job_id: str) -> dict:
@@ -56,21 +46,21 @@ def test_kill_9_mid_job_then_restart(tmp_path: Path) -> None:
             return r.json()["id"]
 
         done_before = upload(short, "fast")
-        _wait(lambda: _job(srv.url, done_before)["status"] == "done", 120, "the first job")
+        wait_for(lambda: _job(srv.url, done_before)["status"] == "done", 120, "the first job")
         result_file = data / "jobs" / done_before / "result.json"
         before = (result_file.read_bytes(), result_file.stat().st_mtime_ns)
 
         victim = upload(long, "slow")
         queued = [upload(short, "fast"), upload(short, "fast")]
         running = ("analysing", "decoding", "faces", "scoring")
-        _wait(lambda: _job(srv.url, victim)["progress"]["stage"] in running, 120, "the slow job to run")
+        wait_for(lambda: _job(srv.url, victim)["progress"]["stage"] in running, 120, "the slow job to run")
         time.sleep(0.2)
         worker_pids = [w["pid"] for w in JobStore(data / "forensight-serve.sqlite3").workers()]
         assert worker_pids
         srv.kill9()
     finally:
         srv.stop()
-    _wait(lambda: all(_gone(p) for p in worker_pids), 15, "the workers to die with the server")
+    wait_for(lambda: all(_gone(p) for p in worker_pids), 15, "the workers to die with the server")
 
     store = JobStore(data / "forensight-serve.sqlite3")
     assert store.get(victim).status == "running"  # type: ignore[union-attr]  # as the crash left it
@@ -78,7 +68,7 @@ def test_kill_9_mid_job_then_restart(tmp_path: Path) -> None:
     srv2 = ServerProcess(data, [fast, slow], workers=1, queue_size=10, port=srv.port).start()
     try:
         ids = [done_before, victim, *queued]
-        jobs = _wait(lambda: (js := [_job(srv2.url, i) for i in ids]) and all(j["status"] == "done" for j in js)
+        jobs = wait_for(lambda: (js := [_job(srv2.url, i) for i in ids]) and all(j["status"] == "done" for j in js)
                      and js, 180, "every job to finish after the restart")
         listed = [j["id"] for j in httpx.get(f"{srv2.url}/api/jobs", timeout=10).json()["jobs"]]
     finally:

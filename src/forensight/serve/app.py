@@ -332,19 +332,26 @@ def _enqueue(state: ServeState, f: ReceivedFile, model: str) -> Job:
 
 # ---- API ----------------------------------------------------------------------------------------
 
+async def _receive(request: Request, state: ServeState, max_files: int, no_file: str) -> tuple[Any, Any]:
+    """The one upload intake of the API and the page's form: refuse while not accepting, stream the
+    files in (size limit, content check), require at least one (``no_file`` says how), resolve the
+    chosen model; a bad model choice discards what was received."""
+    _accepting(state)
+    form = await receive_upload(request, state.layout.new_incoming, state.cfg.max_upload_bytes, max_files=max_files)
+    if not form.files:
+        raise ApiError(400, "no_file", no_file)
+    try:
+        return form, _model_choice(state, form.fields.get("model"))
+    except ApiError:
+        form.discard()
+        raise
+
+
 def _api_routes(app: FastAPI, state: ServeState) -> None:
     @app.post("/api/jobs", status_code=202, response_model=JobCreated, responses=_ERRORS, openapi_extra=_UPLOAD_BODY,
               summary="Upload one video (multipart field `file`, optional `model`) and queue it")
     async def create_job(request: Request) -> JSONResponse:
-        _accepting(state)
-        form = await receive_upload(request, state.layout.new_incoming, state.cfg.max_upload_bytes, max_files=1)
-        if not form.files:
-            raise ApiError(400, "no_file", "send the video in the multipart field 'file'")
-        try:
-            model = _model_choice(state, form.fields.get("model"))
-        except ApiError:
-            form.discard()
-            raise
+        form, model = await _receive(request, state, 1, "send the video in the multipart field 'file'")
         job = await run_in_threadpool(_enqueue, state, form.files[0], model)
         rec = state.record(job)
         return JSONResponse({"id": job.id, "status": job.status, "name": job.name, "model": job.model,
@@ -417,16 +424,7 @@ def _page_routes(app: FastAPI, state: ServeState) -> None:
     @app.post("/upload", include_in_schema=False)
     async def upload_form(request: Request) -> Response:
         """The page's form without its script: every chosen file becomes a job."""
-        _accepting(state)
-        form = await receive_upload(request, state.layout.new_incoming, state.cfg.max_upload_bytes,
-                                    max_files=MAX_FORM_FILES)
-        if not form.files:
-            raise ApiError(400, "no_file", "choose at least one video file")
-        try:
-            model = _model_choice(state, form.fields.get("model"))
-        except ApiError:
-            form.discard()
-            raise
+        form, model = await _receive(request, state, MAX_FORM_FILES, "choose at least one video file")
         jobs: list[Job] = []
         notices: list[dict[str, Any]] = []
         last_error: ApiError | UploadError | None = None
