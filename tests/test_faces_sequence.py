@@ -95,3 +95,42 @@ def test_small_frames_are_upscaled_for_detection() -> None:
         boxes, _ = det.detect(small)
         np.testing.assert_allclose(boxes[0], [60, 40, 120, 100], atol=2)
     assert det.roi_calls == 2 and det.full_calls == 1  # the full pass retried enlarged once
+
+
+class _Blobs:
+    """Finds every bright square at least ``min_px`` wide in the image it is given (one per blob)."""
+
+    def __init__(self, min_px: int = 20) -> None:
+        self.min_px = min_px
+
+    def detect(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import cv2
+
+        n, _, stats, _ = cv2.connectedComponentsWithStats((rgb[..., 0] > 128).astype(np.uint8))
+        boxes = [[x, y, x + w, y + h] for x, y, w, h, _ in stats[1:n] if w >= self.min_px]
+        return np.array(boxes, np.float32).reshape(-1, 4), np.ones(len(boxes), np.float32)
+
+
+def test_faces_of_different_sizes_each_get_their_own_roi() -> None:
+    """A 240-px and a 40-px face far apart: one shared region scaled for the big face would shrink
+    the small one below the detector's minimum and force a full pass on every frame."""
+    det = SequenceFaceDetector(_Blobs(min_px=20), max_side=1280, face_px=100, full_every=8)
+    for i in range(8):
+        f = _frame(800 + 2 * i, 300, s=240)
+        f[60:100, 100 + 2 * i:140 + 2 * i] = 255
+        boxes, _ = det.detect(f)
+        assert len(boxes) == 2
+        got = sorted(boxes.tolist())
+        np.testing.assert_allclose(got[0], [100 + 2 * i, 60, 140 + 2 * i, 100], atol=2)
+        np.testing.assert_allclose(got[1], [800 + 2 * i, 300, 1040 + 2 * i, 540], atol=4)
+    assert det.full_calls == 1 and det.roi_calls == 7
+
+
+def test_close_faces_found_in_two_regions_are_not_doubled() -> None:
+    det = SequenceFaceDetector(_Blobs(), max_side=1280, face_px=100, full_every=8, roi_margin=0.6)
+    f = _frame(400, 300, s=100)
+    f[300:400, 530:630] = 255  # a second face 30 px to the right: inside the first one's region
+    for _ in range(4):
+        boxes, _ = det.detect(f)
+        assert len(boxes) == 2
+    assert det.full_calls == 1

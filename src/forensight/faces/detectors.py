@@ -250,6 +250,20 @@ def get_detector(name: str) -> FaceDetector:
     raise ValueError(f"unknown face detector {name!r}; choose one of {list(DETECTOR_NAMES)}")
 
 
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every pair of boxes: ``a`` (N, 4) and ``b`` (M, 4) as
+    ``x0, y0, x1, y1`` pixels give float64 (N, M) in [0, 1] (0 where a union is empty)."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
 def detect_downscaled(
     detector: FaceDetector, rgb: np.ndarray, max_side: int
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -2,8 +2,10 @@
 
 ``SequenceFaceDetector`` runs a full-frame detection on the first frame, on every
 ``full_every``-th frame (so people who enter are seen) and whenever the cheap path finds fewer
-faces than the previous frame had (a person lost is looked for over the whole frame). In between it searches only a region of interest around the faces of the previous frame, scaled
-so the largest face is about ``face_px`` pixels. Boxes are always in native pixels.
+faces than the previous frame had (a person lost is looked for over the whole frame). In between
+it searches only a region of interest around each face of the previous frame, each scaled so its
+face is about ``face_px`` pixels (one region per face: a small second person is not shrunk by the
+first one's scale). Boxes are always in native pixels.
 
 The full-frame pass runs on the frame downscaled so its longer side is at most ``max_side``
 (never enlarged); when a small frame (longer side < ``max_side``) gives nothing, it is retried
@@ -12,7 +14,7 @@ needs ~80 px at the detection resolution (a 240-px face in 1920x1080), the defau
 (40 px in 1280x720 and 1920x1080 at recall 0.95 over faces of 40-400 px, ``benchmarks/face_recall.py``;
 a 150-px face in a 1080x1920 phone video, two 45-px faces in 640x240).
 
-Region-of-interest passes scale the largest previous face to ``face_px`` pixels; detectors that
+Region-of-interest passes scale each previous face to ``face_px`` pixels; detectors that
 declare their smallest reliable face ``min_face`` (pixels at their input; ``faces.libfd``) get it
 at ``min(face_px, 3 * min_face)`` pixels instead: enough for faces rolled by 30 deg, and cheaper.
 
@@ -25,7 +27,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from forensight.faces.detectors import FaceDetector, detect_downscaled
+from forensight.faces.detectors import FaceDetector, box_iou, detect_downscaled
 
 
 class SequenceFaceDetector:
@@ -73,30 +75,46 @@ class SequenceFaceDetector:
         return (boxes.astype(np.float32) * np.array([sx, sy, sx, sy], np.float32)).reshape(-1, 4), scores
 
     def _roi(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One region of interest per face of the previous frame, each scaled for that face.
+
+        A shared box around all faces would scale every face by the largest one's factor, so a
+        small second person (or a face far from the first) would shrink below the detector's
+        minimum and be "lost" on every frame, forcing a full pass each time. Each region keeps the
+        one box that overlaps its previous face most (none if no box overlaps it: the face is lost);
+        two regions that found the same face are merged (the higher score wins at IoU >= 0.5).
+        """
         self.roi_calls += 1
         h, w = rgb.shape[:2]
-        b = self._prev
-        size = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
-        x0 = int(max(0, np.floor((b[:, 0] - self.roi_margin * size).min())))
-        y0 = int(max(0, np.floor((b[:, 1] - self.roi_margin * size).min())))
-        x1 = int(min(w, np.ceil((b[:, 2] + self.roi_margin * size).max())))
-        y1 = int(min(h, np.ceil((b[:, 3] + self.roi_margin * size).max())))
-        if x1 - x0 < 16 or y1 - y0 < 16:
-            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
         face_px = self.face_px if self.min_face is None else min(self.face_px, 3.0 * self.min_face)
-        scale = min(self.max_upscale, face_px / float(size.max()),
-                    self.max_side / float(max(x1 - x0, y1 - y0)))
-        roi = rgb[y0:y1, x0:x1]
-        if scale != 1.0:
-            roi = cv2.resize(roi, (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))),
-                             interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        boxes, scores = self.detector.detect(np.ascontiguousarray(roi))
-        if len(boxes):
-            sx = (x1 - x0) / roi.shape[1]
-            sy = (y1 - y0) / roi.shape[0]
-            boxes = boxes.astype(np.float32) * np.array([sx, sy, sx, sy], np.float32)
-            boxes += np.array([x0, y0, x0, y0], np.float32)
-        return boxes.astype(np.float32), scores.astype(np.float32)
+        found_b, found_s = [], []
+        for b in self._prev:
+            size = float(max(b[2] - b[0], b[3] - b[1]))
+            x0 = int(max(0, np.floor(b[0] - self.roi_margin * size)))
+            y0 = int(max(0, np.floor(b[1] - self.roi_margin * size)))
+            x1 = int(min(w, np.ceil(b[2] + self.roi_margin * size)))
+            y1 = int(min(h, np.ceil(b[3] + self.roi_margin * size)))
+            if x1 - x0 < 16 or y1 - y0 < 16 or size <= 0:
+                continue
+            scale = min(self.max_upscale, face_px / size, self.max_side / float(max(x1 - x0, y1 - y0)))
+            roi = rgb[y0:y1, x0:x1]
+            if scale != 1.0:
+                roi = cv2.resize(roi, (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))),
+                                 interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            boxes, scores = self.detector.detect(np.ascontiguousarray(roi))
+            if len(boxes):
+                sx, sy = (x1 - x0) / roi.shape[1], (y1 - y0) / roi.shape[0]
+                boxes = np.asarray(boxes, np.float32).reshape(-1, 4) * np.array([sx, sy, sx, sy], np.float32)
+                boxes += np.array([x0, y0, x0, y0], np.float32)
+                # this region follows ONE face: keep the box that overlaps it most (others here are
+                # neighbours cut by the region's edge; the full passes find new people)
+                overlap = box_iou(boxes, b[None])[:, 0]
+                j = int(overlap.argmax())
+                if overlap[j] > 0:
+                    found_b.append(boxes[j:j + 1])
+                    found_s.append(np.asarray(scores, np.float32).reshape(-1)[j:j + 1])
+        if not found_b:
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        return _merge(np.concatenate(found_b), np.concatenate(found_s))
 
     def detect(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Boxes float32 (N, 4) native pixels and scores (N,) for the next frame of the video."""
@@ -111,3 +129,14 @@ class SequenceFaceDetector:
         self._n += 1
         self._prev = boxes
         return boxes, scores
+
+
+def _merge(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy non-maximum suppression: of boxes overlapping at IoU >= ``iou``, keep the best-scored."""
+    order = np.argsort(-scores, kind="stable")
+    overlap = box_iou(boxes, boxes)
+    keep: list[int] = []
+    for i in order:
+        if all(overlap[i, k] < iou for k in keep):
+            keep.append(int(i))
+    return boxes[keep].astype(np.float32), scores[keep].astype(np.float32)

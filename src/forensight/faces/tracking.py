@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from forensight.faces.detectors import box_iou
 from forensight.records import FaceTrack, PreprocessError
 
 __all__ = ["build_track", "build_tracks", "interpolate_missing", "link_detections", "smooth_sequence"]
@@ -70,13 +71,7 @@ def smooth_sequence(x: np.ndarray, window: int) -> np.ndarray:
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    ix = min(a[2], b[2]) - max(a[0], b[0])
-    iy = min(a[3], b[3]) - max(a[1], b[1])
-    if ix <= 0 or iy <= 0:
-        return 0.0
-    inter = ix * iy
-    union = _area(a) + _area(b) - inter
-    return float(inter / union) if union > 0 else 0.0
+    return float(box_iou(a, b)[0, 0])
 
 
 def _area(b: np.ndarray) -> float:
