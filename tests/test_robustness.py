@@ -14,7 +14,7 @@ import torch
 from forensight.cache import Cache
 from forensight.config import PreprocessConfig
 from forensight.perturbations import Perturbation, perturb_video
-from forensight.robustness import robustness_table, run_robustness
+from forensight.robustness import _level_table, format_table, robustness_table, run_robustness
 from forensight.video import sample_indices
 
 PP = PreprocessConfig(num_frames=8, size=48, regions=("mouth",), detector="dlib_hog")  # the fast detector: not under test
@@ -146,6 +146,22 @@ def test_table_arithmetic_and_extensions_left_out_of_the_average() -> None:
     assert t["avg"] == pytest.approx(0.6) and t["drop"] == pytest.approx(0.3)
     (only_ext,) = robustness_table([rows[0], rows[-1]])
     assert only_ext["avg"] == pytest.approx(0.1)
+
+
+def test_levels_with_unscored_videos_stay_out_of_the_type_mean() -> None:
+    """Strong noise: 2 of 16 videos keep a face, AUC 1.0 on those two must not raise the mean."""
+    rows = [{"model": "m", "type": "clean", "level": 0, "auc": 0.9, "n": 16, "failed": 0},
+            {"model": "m", "type": "noise", "level": 1, "auc": 0.8, "n": 16, "failed": 0},
+            {"model": "m", "type": "noise", "level": 2, "auc": 0.7, "n": 16, "failed": 0},
+            {"model": "m", "type": "noise", "level": 3, "auc": 1.0, "n": 2, "failed": 14},
+            {"model": "m", "type": "noise", "level": 4, "auc": None, "n": 0, "failed": 16},
+            {"model": "m", "type": "blur", "level": 1, "auc": 0.6, "n": 16, "failed": 0}]
+    (t,) = robustness_table(rows)
+    assert t["noise"] == pytest.approx(0.75) and t["levels"]["noise"] == (2, 4) and t["levels"]["blur"] == (1, 1)
+    assert t["avg"] == pytest.approx((0.75 + 0.6) / 2)
+    md = format_table([t], _level_table(rows))
+    assert "0.750 (2/4)" in md and "1.000 (2/16 videos)" in md and "- (0/16 videos)" in md
+    assert "| 0.600 |" in md  # complete types print as plain numbers
 
 
 def test_bad_requests(tiny: dict[str, Path], tmp_path: Path) -> None:

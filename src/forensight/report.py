@@ -157,7 +157,9 @@ def plot_robustness(rows: Sequence[Mapping[str, Any]], path: str | Path, metric:
 
     Args:
         rows: ``robustness.csv`` rows: ``model``, ``type`` ("clean" for the unperturbed row),
-            ``level`` (0 for clean), ``metric`` (None when it could not be computed).
+            ``level`` (0 for clean), ``metric`` (None when it could not be computed), ``failed``
+            (videos not scored; a level with failures is drawn as a hollow marker off the line,
+            as in :func:`forensight.robustness.robustness_table`).
         path: output image.
     """
     models = list(dict.fromkeys(str(r["model"]) for r in rows))
@@ -169,13 +171,21 @@ def plot_robustness(rows: Sequence[Mapping[str, Any]], path: str | Path, metric:
         mine = [r for r in rows if str(r["model"]) == model]
         clean = next((r.get(metric) for r in mine if r["type"] == "clean"), None)
         types = list(dict.fromkeys(str(r["type"]) for r in mine if r["type"] != "clean"))
+        partial = False
         for t in types:
-            pts = sorted((int(r["level"]), r.get(metric)) for r in mine if r["type"] == t)
+            runs = sorted((r for r in mine if r["type"] == t), key=lambda r: int(r["level"]))
+            pts = [(int(r["level"]), r.get(metric), int(r.get("failed") or 0)) for r in runs]
             if clean is not None:
-                pts = [(0, clean), *pts]
-            xs = [x for x, v in pts if v is not None]
-            ys = [float(v) for _, v in pts if v is not None]
-            ax.plot(xs, ys, marker="o", ms=4, lw=1.5, label=t)
+                pts = [(0, clean, 0), *pts]
+            full = [(x, float(v)) for x, v, f in pts if v is not None and not f]
+            line = ax.plot([x for x, _ in full], [y for _, y in full], marker="o", ms=4, lw=1.5, label=t)[0]
+            part = [(x, float(v)) for x, v, f in pts if v is not None and f]
+            if part:  # some videos could not be scored at that level: hollow marker, no line
+                ax.plot([x for x, _ in part], [y for _, y in part], ls="none", marker="o", ms=6, mfc="none",
+                        color=line.get_color())
+                partial = True
+        if partial:
+            ax.plot([], [], ls="none", marker="o", mfc="none", color="grey", label="some videos not scored")
         if clean is not None:
             ax.axhline(float(clean), ls="--", lw=1, color="grey", label=f"clean ({float(clean):.3f})")
         if metric == "auc":

@@ -253,22 +253,33 @@ def _score_variant(lm: Any, name: str, variant: Variant, root: Path, records: Se
 def robustness_table(rows: Sequence[dict[str, Any]], metric: str = "auc") -> list[dict[str, Any]]:
     """The paper's table from ``robustness.csv`` rows: per model ``clean``, each type's ``metric``
     averaged over its levels, ``avg`` (over the reference types present; over all types when none
-    is), ``drop`` = clean - avg, and ``levels`` (how many levels each type mean covers)."""
+    is), ``drop`` = clean - avg, and ``levels``: per type ``(levels in its mean, levels run)``.
+
+    A level counts in its type's mean only when every video of the split was scored there
+    (``failed`` 0 or absent): when strong noise leaves 2 of 16 videos with a face, their AUC (on
+    2 videos) is not the model's robustness at that level, and averaging it in would hide the
+    failures. Such a type shows e.g. "0.766 (2/5)" (:func:`format_table`); a type with no complete
+    level has no mean.
+    """
     out = []
     for model in dict.fromkeys(r["model"] for r in rows):
         mine = [r for r in rows if r["model"] == model]
         clean = next((r.get(metric) for r in mine if r["type"] == "clean"), None)
         entry: dict[str, Any] = {"model": model, "clean": clean}
         types = list(dict.fromkeys(r["type"] for r in mine if r["type"] != "clean"))
-        means = {}
+        means: dict[str, float | None] = {}
+        levels: dict[str, tuple[int, int]] = {}
         for t in types:
-            vals = [float(r[metric]) for r in mine if r["type"] == t and r.get(metric) is not None]
+            runs = [r for r in mine if r["type"] == t]
+            vals = [float(r[metric]) for r in runs if r.get(metric) is not None and not int(r.get("failed") or 0)]
             means[t] = float(np.mean(vals)) if vals else None
+            levels[t] = (len(vals), len(runs))
             entry[t] = means[t]
         ref = [t for t in types if t in REFERENCE_TYPES] or types
-        vals = [means[t] for t in ref if means[t] is not None]
+        vals = [m for t in ref if (m := means[t]) is not None]
         entry["avg"] = float(np.mean(vals)) if vals else None
         entry["drop"] = None if clean is None or entry["avg"] is None else float(clean) - entry["avg"]
+        entry["levels"] = levels
         out.append(entry)
     return out
 
@@ -282,7 +293,11 @@ def _level_table(rows: Sequence[dict[str, Any]], metric: str = "auc") -> list[di
         if key is None:
             key = {"model": r["model"], "type": r["type"]}
             out.append(key)
-        key[f"level {r['level']}"] = r.get(metric)
+        v, failed = r.get(metric), int(r.get("failed") or 0)
+        if failed:  # say on how many videos a level with failures was measured
+            n = int(r.get("n") or 0)
+            v = f"{'-' if v is None else format(float(v), '.3f')} ({n}/{n + failed} videos)"
+        key[f"level {r['level']}"] = v
     return out
 
 
@@ -298,8 +313,16 @@ def format_table(table: Sequence[dict[str, Any]], level_rows: Sequence[dict[str,
     """Markdown of :func:`robustness_table` (and the per-level rows when given)."""
     from forensight.report import write_table
 
-    types = [k for k in (table[0] if table else {}) if k not in ("model", "clean", "avg", "drop")]
-    renamed = [{(_column_name(k) if k in types else k): v for k, v in e.items()} for e in table]
+    types = [k for k in (table[0] if table else {}) if k not in ("model", "clean", "avg", "drop", "levels")]
+
+    def cell(e: dict[str, Any], k: str) -> Any:
+        used, run = e.get("levels", {}).get(k, (0, 0))
+        if e[k] is None or used == run:
+            return e[k]
+        return f"{e[k]:.{digits}f} ({used}/{run})"
+
+    renamed = [{(_column_name(k) if k in types else k): (cell(e, k) if k in types else v)
+                for k, v in e.items() if k != "levels"} for e in table]
     md = write_table(renamed, None, None, columns=["model", "clean", *map(_column_name, types), "avg", "drop"],
                      digits=digits)
     if level_rows:
@@ -430,12 +453,16 @@ def run_robustness(models: str | Path | Sequence[str | Path], data_root: str | P
              "plot": out / "robustness.png", "json": out / "robustness.json"}
     write_table(rows, None, files["csv"], columns=CSV_COLUMNS)
     write_table(score_rows, None, files["scores"], columns=["model", "variant", "video_id", "label", "logit", "p_fake"])
-    write_table(result.table, None, files["table_csv"])
+    write_table([{**{k: v for k, v in e.items() if k != "levels"},
+                  **{f"{t} levels": f"{u}/{n}" for t, (u, n) in e["levels"].items()}} for e in result.table],
+                None, files["table_csv"])
     from forensight.io import atomic_write_text
 
     head = (f"Video AUC under perturbations (split {cfg.split}, {len(recs)} videos, seed {cfg.seed}); "
             "type columns average levels " + ",".join(map(str, cfg.levels)) + "; avg over the DeeperForensics "
-            "types run; drop = clean - avg.\n\n")
+            "types run; drop = clean - avg. A level where some videos could not be scored (e.g. no face "
+            "found after strong noise; robustness.csv counts them) is left out of its type's mean: "
+            "\"0.766 (2/5)\" = mean of the 2 complete levels of 5.\n\n")
     atomic_write_text(files["table_md"], head + format_table(result.table, levels))
     plot_robustness(rows, files["plot"])
     result.seconds = {**seconds, "total": time.perf_counter() - t_all}
