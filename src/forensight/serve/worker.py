@@ -164,7 +164,7 @@ class JobRunner:
         # scored by its path inside the data folder (the worker's working folder), so results and
         # reports say "jobs/<id>/video", not where the server keeps its files
         video = video.relative_to(self.layout.root) if Path.cwd() == self.layout.root else video
-        res = _predict(det, video, job.name, report)
+        res = det.predict(video, name=job.name, progress=report)  # live stages: decoding, faces, scoring
         report("report", None, force=True)
         report_name = None
         try:
@@ -198,11 +198,6 @@ class _ProgressReporter:
             self.store.set_progress(self.job_id, self.claim, stage, frac)
             self._stage = stage
             self._last = now
-
-
-def _predict(det: Any, video: Path, name: str, progress: _ProgressReporter) -> Any:
-    """``det.predict(video, name=name)`` with live progress (stages decoding, faces, scoring)."""
-    return det.predict(video, name=name, progress=progress)
 
 
 def worker_main(spec: WorkerSpec) -> None:
