@@ -134,3 +134,13 @@ def test_close_faces_found_in_two_regions_are_not_doubled() -> None:
         boxes, _ = det.detect(f)
         assert len(boxes) == 2
     assert det.full_calls == 1
+
+
+def test_two_regions_that_found_the_same_face_give_one_box() -> None:
+    """Two previous boxes on one face (e.g. a detector's duplicate): the next frame has one face."""
+    det = SequenceFaceDetector(_Blobs(), max_side=1280, face_px=100, full_every=8)
+    det.detect(_frame(400, 300, s=100))
+    det._prev = np.array([[400, 300, 500, 400], [404, 302, 503, 398]], np.float32)  # a duplicate
+    boxes, scores = det.detect(_frame(402, 300, s=100))
+    assert boxes.shape == (1, 4) and scores.shape == (1,)
+    np.testing.assert_allclose(boxes[0], [402, 300, 502, 400], atol=1)
