@@ -449,7 +449,7 @@ def test_names_and_ids() -> None:
 
 def test_the_detectors_progress_stages_reach_the_job(tmp_path: Path) -> None:
     from forensight.serve.views import progress_view
-    from forensight.serve.worker import _predict, _ProgressReporter
+    from forensight.serve.worker import _ProgressReporter
 
     store = JobStore(tmp_path / "jobs.sqlite3")
     job = store.create(new_job_id(), "v.mp4", "m", 1, queue_size=5)
@@ -463,7 +463,7 @@ def test_the_detectors_progress_stages_reach_the_job(tmp_path: Path) -> None:
                 progress(stage, frac)  # type: ignore[operator]
             return "result"
 
-    assert _predict(Hooked(), tmp_path / "v", "v.mp4", reporter) == "result"
+    assert Hooked().predict(tmp_path / "v", name="v.mp4", progress=reporter) == "result"  # as the worker calls it
     row = store.get(job.id)
     assert row is not None and row.stage == "scoring"
     states = {s["name"]: s["state"] for s in progress_view(row)["stages"]}
