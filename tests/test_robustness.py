@@ -162,6 +162,11 @@ def test_levels_with_unscored_videos_stay_out_of_the_type_mean() -> None:
     md = format_table([t], _level_table(rows))
     assert "0.750 (2/4)" in md and "1.000 (2/16 videos)" in md and "- (0/16 videos)" in md
     assert "| 0.600 |" in md  # complete types print as plain numbers
+    # a video preprocessed but left unscored (too little face) makes the level incomplete too
+    rows.append({"model": "m", "type": "blur", "level": 2, "auc": 0.9, "n": 15, "failed": 0, "not_scored": 1})
+    (t2,) = robustness_table(rows)
+    assert t2["blur"] == pytest.approx(0.6) and t2["levels"]["blur"] == (1, 2)
+    assert "0.900 (15/16 videos)" in format_table([t2], _level_table(rows))
 
 
 def test_bad_requests(tiny: dict[str, Path], tmp_path: Path) -> None:

@@ -157,11 +157,13 @@ def plot_robustness(rows: Sequence[Mapping[str, Any]], path: str | Path, metric:
 
     Args:
         rows: ``robustness.csv`` rows: ``model``, ``type`` ("clean" for the unperturbed row),
-            ``level`` (0 for clean), ``metric`` (None when it could not be computed), ``failed``
-            (videos not scored; a level with failures is drawn as a hollow marker off the line,
-            as in :func:`forensight.robustness.robustness_table`).
+            ``level`` (0 for clean), ``metric`` (None when it could not be computed), ``failed`` /
+            ``not_scored`` (a level where some video was not scored,
+            :func:`forensight.robustness.scored_all`, is a hollow marker off the line).
         path: output image.
     """
+    from forensight.robustness import scored_all
+
     models = list(dict.fromkeys(str(r["model"]) for r in rows))
     if not models:
         raise ValueError("no robustness rows to plot")
@@ -174,9 +176,9 @@ def plot_robustness(rows: Sequence[Mapping[str, Any]], path: str | Path, metric:
         partial = False
         for t in types:
             runs = sorted((r for r in mine if r["type"] == t), key=lambda r: int(r["level"]))
-            pts = [(int(r["level"]), r.get(metric), int(r.get("failed") or 0)) for r in runs]
+            pts = [(int(r["level"]), r.get(metric), not scored_all(r)) for r in runs]
             if clean is not None:
-                pts = [(0, clean, 0), *pts]
+                pts = [(0, clean, False), *pts]
             full = [(x, float(v)) for x, v, f in pts if v is not None and not f]
             line = ax.plot([x for x, _ in full], [y for _, y in full], marker="o", ms=4, lw=1.5, label=t)[0]
             part = [(x, float(v)) for x, v, f in pts if v is not None and f]

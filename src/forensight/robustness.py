@@ -48,7 +48,8 @@ from forensight.records import PreprocessError, VideoRecord, safe_name
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RobustnessResult", "Variant", "format_table", "robustness_table", "run_robustness", "variants"]
+__all__ = ["RobustnessResult", "Variant", "format_table", "robustness_table", "run_robustness", "scored_all",
+           "variants"]
 
 CSV_COLUMNS = ["model", "type", "level", "param", "perturbation", "n", "n_real", "n_fake", "failed",
                "failed_reasons", "not_scored", "auc", "auc_lo", "auc_hi", "ap", "eer", "acc_at_threshold",
@@ -250,13 +251,21 @@ def _score_variant(lm: Any, name: str, variant: Variant, root: Path, records: Se
 
 # ---- the table ------------------------------------------------------------------------------------
 
+def scored_all(row: dict[str, Any]) -> bool:
+    """True when every video of the split was scored in this ``robustness.csv`` row: none failed
+    (perturbing or preprocessing, e.g. no face after strong noise) and none was left unscored
+    (e.g. too little face coverage). The one rule for what counts in a type's mean and is drawn on
+    the line (:func:`robustness_table`, :func:`format_table`, ``report.plot_robustness``)."""
+    return not int(row.get("failed") or 0) and not int(row.get("not_scored") or 0)
+
+
 def robustness_table(rows: Sequence[dict[str, Any]], metric: str = "auc") -> list[dict[str, Any]]:
     """The paper's table from ``robustness.csv`` rows: per model ``clean``, each type's ``metric``
     averaged over its levels, ``avg`` (over the reference types present; over all types when none
     is), ``drop`` = clean - avg, and ``levels``: per type ``(levels in its mean, levels run)``.
 
     A level counts in its type's mean only when every video of the split was scored there
-    (``failed`` 0 or absent): when strong noise leaves 2 of 16 videos with a face, their AUC (on
+    (:func:`scored_all`): when strong noise leaves 2 of 16 videos with a face, their AUC (on
     2 videos) is not the model's robustness at that level, and averaging it in would hide the
     failures. Such a type shows e.g. "0.766 (2/5)" (:func:`format_table`); a type with no complete
     level has no mean.
@@ -271,7 +280,7 @@ def robustness_table(rows: Sequence[dict[str, Any]], metric: str = "auc") -> lis
         levels: dict[str, tuple[int, int]] = {}
         for t in types:
             runs = [r for r in mine if r["type"] == t]
-            vals = [float(r[metric]) for r in runs if r.get(metric) is not None and not int(r.get("failed") or 0)]
+            vals = [float(r[metric]) for r in runs if r.get(metric) is not None and scored_all(r)]
             means[t] = float(np.mean(vals)) if vals else None
             levels[t] = (len(vals), len(runs))
             entry[t] = means[t]
@@ -293,10 +302,11 @@ def _level_table(rows: Sequence[dict[str, Any]], metric: str = "auc") -> list[di
         if key is None:
             key = {"model": r["model"], "type": r["type"]}
             out.append(key)
-        v, failed = r.get(metric), int(r.get("failed") or 0)
-        if failed:  # say on how many videos a level with failures was measured
+        v = r.get(metric)
+        if not scored_all(r):  # say on how many videos a level with failures was measured
             n = int(r.get("n") or 0)
-            v = f"{'-' if v is None else format(float(v), '.3f')} ({n}/{n + failed} videos)"
+            total = n + int(r.get("failed") or 0) + int(r.get("not_scored") or 0)
+            v = f"{'-' if v is None else format(float(v), '.3f')} ({n}/{total} videos)"
         key[f"level {r['level']}"] = v
     return out
 

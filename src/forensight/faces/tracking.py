@@ -70,10 +70,6 @@ def smooth_sequence(x: np.ndarray, window: int) -> np.ndarray:
     return out.astype(out_dtype)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float(box_iou(a, b)[0, 0])
-
-
 def _area(b: np.ndarray) -> float:
     return float(max(b[2] - b[0], 0.0) * max(b[3] - b[1], 0.0))
 
@@ -117,14 +113,15 @@ def link_detections(
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         live = [i for i, tr in enumerate(tracks) if t - tr.last_frame <= max_gap]
         pairs: list[tuple[float, int, int]] = []
-        for ti in live:
+        ious = box_iou(np.array([tracks[ti].last_box for ti in live]).reshape(-1, 4), boxes)  # once per frame
+        for k, ti in enumerate(live):
             a = tracks[ti].last_box
             side_a = np.sqrt(_area(a))
             for di, b in enumerate(boxes):
                 side_b = np.sqrt(_area(b))
                 if side_a <= 0 or side_b <= 0 or max(side_a, side_b) > max_size_ratio * min(side_a, side_b):
                     continue
-                iou = _iou(a, b)
+                iou = float(ious[k, di])
                 ca = np.array([(a[0] + a[2]) / 2, (a[1] + a[3]) / 2])
                 cb = np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2])
                 dist = float(np.linalg.norm(ca - cb)) / (0.5 * (side_a + side_b))
