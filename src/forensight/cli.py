@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from forensight import __version__
+from forensight._version import __version__
 from forensight.config import DETECTORS
 
 

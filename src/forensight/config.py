@@ -211,9 +211,9 @@ class PreprocessConfig:
         if self.on_truncated not in ("warn", "fail"):
             raise ValueError(f"on_truncated must be 'warn' or 'fail', got {self.on_truncated!r}")
         if self.perturbation:
-            from forensight.perturbations import parse_spec  # validates; lazy: numpy + OpenCV
+            from forensight.perturbation_spec import canonical_spec  # the vocabulary, no pipeline
 
-            canonical = parse_spec(self.perturbation).spec
+            canonical = canonical_spec(self.perturbation)
             if canonical != self.perturbation:
                 raise ValueError(f"perturbation must be a canonical spec ({canonical!r}), got {self.perturbation!r}")
 
@@ -812,7 +812,7 @@ class RobustnessConfig:
     chunk: int = 64
 
     def __post_init__(self) -> None:
-        from forensight.perturbations import LEVELS, resolve_type  # lazy: numpy + OpenCV
+        from forensight.perturbation_spec import LEVELS, resolve_type  # the vocabulary, no pipeline
 
         types = tuple(resolve_type(t) for t in self.types)
         if not types:

@@ -70,6 +70,16 @@ from typing import Any
 import cv2
 import numpy as np
 
+from forensight.perturbation_spec import (  # the vocabulary; re-exported here
+    CODES,
+    LEVELS,
+    MIXED,
+    REFERENCE_TYPES,
+    check_level,
+    resolve_type,
+    split_spec,
+)
+
 __all__ = [
     "EXTENSIONS",
     "LEVELS",
@@ -97,11 +107,9 @@ __all__ = [
     "ycbcr_to_rgb",
 ]
 
-LEVELS = (1, 2, 3, 4, 5)
 BLOCK = 8  #: side of a block-wise block, pixels
 GREY = 128  #: value of a block-wise block
 NEUTRAL = 0.5  #: the reference's neutral chroma value (in its C' units)
-MIXED = "mixed"
 
 
 # ---- colour space of the reference ---------------------------------------------------------------
@@ -317,36 +325,10 @@ _TYPE_LIST = [
 TYPES: dict[str, PerturbationType] = {
     t.name: PerturbationType(t.name, t.code, t.params, t.unit, t.op, t.extension, t.random, i + 1)
     for i, t in enumerate(_TYPE_LIST)}
-#: The seven types of DeeperForensics-1.0, in its order (the robustness table's columns).
-REFERENCE_TYPES = ("saturation", "contrast", "block", "noise", "blur", "pixelation", "compression")
 #: The types beyond the reference (named ``ext_*``).
 EXTENSIONS = tuple(n for n, t in TYPES.items() if t.extension)
-_BY_CODE = {t.code: n for n, t in TYPES.items()}
-
-
-def resolve_type(name: str) -> str:
-    """Canonical type name of ``name`` (a canonical name, any case, or an exact code: CS, CC, BW,
-    GNC, GB, JPEG, VC, MIX, XJPEG, XRES); ValueError naming the choices otherwise."""
-    if not isinstance(name, str):
-        raise TypeError(f"perturbation type must be a string, got {name!r}")
-    text = name.strip()
-    if text in _BY_CODE:
-        return _BY_CODE[text]
-    if text.lower() in TYPES:
-        return text.lower()
-    hint = ""
-    if text.lower() == "jpeg":
-        hint = (" (DeeperForensics' 'JPEG' is a pixelation: write JPEG or pixelation; real JPEG "
-                "re-encoding is the extension ext_jpeg)")
-    choices = ", ".join(f"{n} ({t.code})" for n, t in TYPES.items())
-    raise ValueError(f"unknown perturbation type {name!r}{hint}; choose from {choices}")
-
-
-def check_level(level: Any) -> int:
-    """``level`` as an int in 1-5; ValueError otherwise."""
-    if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or int(level) not in LEVELS:
-        raise ValueError(f"perturbation level must be an integer in {LEVELS[0]}-{LEVELS[-1]}, got {level!r}")
-    return int(level)
+if [(n, t.code) for n, t in TYPES.items()] != list(CODES.items()):  # the vocabulary lives in forensight.perturbation_spec
+    raise RuntimeError("perturbations.TYPES and perturbation_spec.CODES name different types or codes")
 
 
 def _key_int(video_key: str) -> int:
@@ -443,17 +425,9 @@ class Perturbation:
 
 
 def parse_spec(spec: str) -> Perturbation:
-    """Inverse of :attr:`Perturbation.spec` (``type:level`` or ``type:level:seed=N``)."""
-    parts = str(spec).strip().split(":")
-    if len(parts) not in (2, 3) or not parts[1].strip().isdigit():
-        raise ValueError(f"perturbation spec must look like 'type:level[:seed=N]', got {spec!r}")
-    seed = 0
-    if len(parts) == 3:
-        key, _, val = parts[2].partition("=")
-        if key.strip() != "seed" or not val.strip().isdigit():
-            raise ValueError(f"perturbation spec must look like 'type:level[:seed=N]', got {spec!r}")
-        seed = int(val)
-    return Perturbation(parts[0], int(parts[1]), seed)
+    """Inverse of :attr:`Perturbation.spec` (``type:level`` or ``type:level:seed=N``;
+    grammar: :func:`forensight.perturbation_spec.split_spec`)."""
+    return Perturbation(*split_spec(spec))
 
 
 # ---- frames and videos ----------------------------------------------------------------------------

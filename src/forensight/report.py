@@ -151,6 +151,15 @@ def plot_reliability(curves: Mapping[str, Mapping[str, Any]], path: str | Path,
     return _save(fig, path)
 
 
+def scored_all(row: dict[str, Any]) -> bool:
+    """True when every video of the split was scored in this ``robustness.csv`` row: none failed
+    (perturbing or preprocessing, e.g. no face after strong noise) and none was left unscored
+    (e.g. too little face coverage). The one rule for what counts in a type's mean and is drawn on
+    the line (``robustness.robustness_table``, ``robustness.format_table``, :func:`plot_robustness`); it
+    lives here, below ``forensight.robustness``, so that the plot needs nothing from the command."""
+    return not int(row.get("failed") or 0) and not int(row.get("not_scored") or 0)
+
+
 def plot_robustness(rows: Sequence[Mapping[str, Any]], path: str | Path, metric: str = "auc",
                     title: str = "Robustness to perturbations") -> Path:
     """AUC (or ``metric``) against perturbation level, one line per type, one panel per model.
@@ -159,11 +168,9 @@ def plot_robustness(rows: Sequence[Mapping[str, Any]], path: str | Path, metric:
         rows: ``robustness.csv`` rows: ``model``, ``type`` ("clean" for the unperturbed row),
             ``level`` (0 for clean), ``metric`` (None when it could not be computed), ``failed`` /
             ``not_scored`` (a level where some video was not scored,
-            :func:`forensight.robustness.scored_all`, is a hollow marker off the line).
+            :func:`scored_all`, is a hollow marker off the line).
         path: output image.
     """
-    from forensight.robustness import scored_all
-
     models = list(dict.fromkeys(str(r["model"]) for r in rows))
     if not models:
         raise ValueError("no robustness rows to plot")

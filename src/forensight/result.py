@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from forensight import __version__
+from forensight._version import __version__
 
 __all__ = [
     "BATCH_SCHEMA",

@@ -45,6 +45,7 @@ import numpy as np
 from forensight.config import PreprocessConfig, RobustnessConfig, merge
 from forensight.perturbations import REFERENCE_TYPES, TYPES, Perturbation
 from forensight.records import PreprocessError, VideoRecord, safe_name
+from forensight.report import scored_all  # the one completeness rule; re-exported here
 
 log = logging.getLogger(__name__)
 
@@ -250,14 +251,6 @@ def _score_variant(lm: Any, name: str, variant: Variant, root: Path, records: Se
 
 
 # ---- the table ------------------------------------------------------------------------------------
-
-def scored_all(row: dict[str, Any]) -> bool:
-    """True when every video of the split was scored in this ``robustness.csv`` row: none failed
-    (perturbing or preprocessing, e.g. no face after strong noise) and none was left unscored
-    (e.g. too little face coverage). The one rule for what counts in a type's mean and is drawn on
-    the line (:func:`robustness_table`, :func:`format_table`, ``report.plot_robustness``)."""
-    return not int(row.get("failed") or 0) and not int(row.get("not_scored") or 0)
-
 
 def robustness_table(rows: Sequence[dict[str, Any]], metric: str = "auc") -> list[dict[str, Any]]:
     """The paper's table from ``robustness.csv`` rows: per model ``clean``, each type's ``metric``

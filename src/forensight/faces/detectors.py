@@ -46,12 +46,14 @@ whatever the video resolution.
 from __future__ import annotations
 
 import functools
-import importlib.util
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
+
+from forensight.faces.common import as_rgb_uint8 as _as_rgb_uint8
+from forensight.faces.common import model_path
 
 __all__ = [
     "DETECTOR_NAMES",
@@ -80,44 +82,6 @@ class FaceDetector(Protocol):
             scores float32 ``(N,)``.
         """
         ...
-
-
-def _models_dir() -> Path:
-    """The ``models/`` directory of the installed ``face_recognition_models`` package.
-
-    The package's ``__init__`` imports ``pkg_resources`` (often missing), so it is located
-    through its import spec and never imported.
-    """
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "package 'face_recognition_models' is not installed; it provides the dlib model files "
-            "(pip install face_recognition_models)"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "models"
-
-
-def model_path(filename: str) -> Path:
-    """Path of a dlib model file shipped by ``face_recognition_models``.
-
-    Raises:
-        FileNotFoundError: naming the file and the directory where it is expected.
-    """
-    directory = _models_dir()
-    path = directory / filename
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"dlib model file {filename!r} not found; expected at {path} "
-            f"(installed with the 'face_recognition_models' package)"
-        )
-    return path
-
-
-def _as_rgb_uint8(rgb: np.ndarray) -> np.ndarray:
-    rgb = np.asarray(rgb)
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {rgb.dtype} {rgb.shape}")
-    return np.ascontiguousarray(rgb)
 
 
 def _empty() -> tuple[np.ndarray, np.ndarray]:

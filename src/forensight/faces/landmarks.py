@@ -15,7 +15,8 @@ import functools
 
 import numpy as np
 
-from forensight.faces.detectors import _as_rgb_uint8, model_path
+from forensight.faces.common import as_rgb_uint8 as _as_rgb_uint8
+from forensight.faces.common import model_path
 
 __all__ = [
     "EYES_AND_BROWS",

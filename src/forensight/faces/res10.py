@@ -75,7 +75,7 @@ class Res10Detector:
 
     def detect(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """See :class:`forensight.faces.detectors.FaceDetector`."""
-        from forensight.faces.detectors import _as_rgb_uint8
+        from forensight.faces.common import as_rgb_uint8 as _as_rgb_uint8
 
         rgb = _as_rgb_uint8(rgb)
         h, w = rgb.shape[:2]

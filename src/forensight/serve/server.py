@@ -11,58 +11,13 @@ first one's running jobs as "interrupted"). Errors are :class:`ServeConfigError`
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
-from typing import IO
 
 from forensight.serve.config import ServeConfig, ServeConfigError, is_loopback
+from forensight.serve.layout import DataDirLock  # re-exported: it lives with the data folder's layout
 
 __all__ = ["DataDirLock", "serve"]
 
 log = logging.getLogger("forensight.serve")
-
-
-class DataDirLock:
-    """An exclusive ``flock`` on ``DATA_DIR/serve.lock`` held while a server uses the folder.
-
-    The kernel drops it when the process ends, however it ends (kill -9 included), so a
-    crashed server never blocks the next start.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._fh: IO[str] | None = None
-
-    def acquire(self) -> DataDirLock:
-        """Take the lock or raise :class:`ServeConfigError` naming the process that holds it."""
-        import fcntl
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held open while serving
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.seek(0)
-            holder = fh.read().strip() or "?"
-            fh.close()
-            raise ServeConfigError(f"another forensight serve (pid {holder}) is using {self.path.parent}; "
-                                   "stop it or pass another --data-dir") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        self._fh = fh
-        return self
-
-    def release(self) -> None:
-        """Drop the lock (idempotent)."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-    @property
-    def held(self) -> bool:
-        return self._fh is not None
 
 
 def serve(cfg: ServeConfig, log_level: str = "info") -> None:
