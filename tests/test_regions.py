@@ -517,7 +517,7 @@ def test_lips_smoothing_is_the_official_window_centred(t_len: int) -> None:
     rng = np.random.default_rng(t_len)
     lm = rng.normal(100, 10, (t_len, 68, 2))
     official = _official_smoothing(lm, 12)
-    ours = smooth_lips_landmarks(lm, 12)
+    ours = smooth_lips_landmarks(lm, 12, mode="centred")
     assert ours.shape == lm.shape
     for t in range(t_len):
         np.testing.assert_allclose(ours[t], official[int(np.clip(t - 6, 0, t_len - 12))], atol=1e-9)
@@ -548,3 +548,19 @@ def test_crop_lips_sequence() -> None:
     np.testing.assert_array_equal(clip[0], align_lips(frame, lm))
     with pytest.raises(ValueError):
         crop_lips(frames, lms, center_on="middle")
+
+
+def test_lips_smoothing_has_one_default() -> None:
+    """crop_lips, smooth_lips_landmarks and the preprocessing pipeline share one default window."""
+    import inspect
+
+    from forensight.config import PreprocessConfig
+
+    cfg = PreprocessConfig()
+    for fn in (crop_lips, smooth_lips_landmarks):
+        params = inspect.signature(fn).parameters
+        assert params["mode"].default == cfg.lips_smooth_mode == "forward"
+        assert params["window"].default == cfg.lips_smooth_window == 12
+    rng = np.random.default_rng(3)
+    lm = rng.normal(100, 10, (30, 68, 2))
+    np.testing.assert_array_equal(smooth_lips_landmarks(lm), smooth_lips_landmarks(lm, 12, mode="forward"))

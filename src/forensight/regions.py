@@ -328,9 +328,9 @@ LIPS_SMOOTH_MODES = ("forward", "centred")
 
 def smooth_lips_landmarks(
     landmarks: np.ndarray,
-    window: int = 12,
+    window: int = PreprocessConfig.lips_smooth_window,
     frame_indices: np.ndarray | None = None,
-    mode: str = "centred",
+    mode: str = PreprocessConfig.lips_smooth_mode,
 ) -> np.ndarray:
     """Temporal landmark smoothing of the LipForensics mouth alignment.
 
@@ -356,9 +356,8 @@ def smooth_lips_landmarks(
         frame_indices: optional int ``(T,)`` source frame numbers; when given, each run of
             consecutive numbers (e.g. each 25-frame clip) is smoothed on its own so frames
             that are not neighbours in the video are never averaged together.
-        mode: "forward" or "centred" (see above). The preprocessing pipeline passes
-            ``PreprocessConfig.lips_smooth_mode`` (default "forward", the official geometry);
-            this function's own default stays "centred", its behaviour before the option existed.
+        mode: "forward" or "centred" (see above). The default is the pipeline's,
+            ``PreprocessConfig.lips_smooth_mode`` ("forward", the official geometry).
 
     Returns:
         float64 ``(T, 68, 2)``.
@@ -467,11 +466,11 @@ def crop_lips(
     frames: np.ndarray,
     landmarks: np.ndarray,
     *,
-    window: int = 12,
+    window: int = PreprocessConfig.lips_smooth_window,
     size: int = 96,
     frame_indices: np.ndarray | None = None,
     center_on: str = "raw",
-    mode: str = "centred",
+    mode: str = PreprocessConfig.lips_smooth_mode,
 ) -> np.ndarray:
     """LipForensics mouth clips for a frame sequence.
 
@@ -483,7 +482,8 @@ def crop_lips(
         frame_indices: source frame numbers, to smooth each consecutive run separately.
         center_on: "raw" (official: the patch is placed with the frame's own landmarks) or
             "smoothed" (placed with the smoothed landmarks; steadier).
-        mode: window placement of :func:`smooth_lips_landmarks`, "forward" (official) or "centred".
+        mode: window placement of :func:`smooth_lips_landmarks`, "forward" (official; the default,
+            as in ``PreprocessConfig.lips_smooth_mode``) or "centred".
 
     Returns:
         uint8 ``(T, size, size)`` grayscale.
