@@ -1,6 +1,6 @@
 PY ?= python3
 
-.PHONY: install test demo bench lint
+.PHONY: install test demo bench lint docs docs-serve
 
 install:
 	$(PY) -m pip install -q -e ".[test]"
@@ -8,6 +8,15 @@ install:
 # The test command of the README and of CI.
 test: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+# The manual (MkDocs, Material theme): a broken link, anchor or page missing from the nav fails the build.
+docs:
+	$(PY) -m pip install -q -e ".[docs]"
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
+docs-serve:
+	$(PY) -m pip install -q -e ".[docs]"
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve
 
 demo: install
 	forensight demo
