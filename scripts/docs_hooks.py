@@ -75,7 +75,7 @@ def cli_reference(parser: argparse.ArgumentParser | None = None) -> str:
     return "\n".join(out)
 
 
-def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ANN001 - MkDocs' hook signature
+def on_page_markdown(markdown: str, page: object, config: object, files: object) -> str:
     """Replace the marker with the generated CLI reference."""
     if MARKER in markdown:
         markdown = markdown.replace(MARKER, cli_reference())

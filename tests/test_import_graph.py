@@ -90,10 +90,10 @@ def import_cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
     on_stack: set[str] = set()
     out: list[list[str]] = []
     counter = 0
-    for start in graph:
+    for start, targets in graph.items():
         if start in index:
             continue
-        work = [(start, iter(graph[start]))]
+        work = [(start, iter(targets))]
         index[start] = low[start] = counter
         counter += 1
         stack.append(start)
