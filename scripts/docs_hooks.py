@@ -49,6 +49,8 @@ def _argument_rows(parser: argparse.ArgumentParser) -> list[str]:
             name += " (required)"
         help_text = "" if a.help is None else a.help.replace("%%", "%")
         if a.choices:
+            if help_text and not help_text.rstrip().endswith("."):
+                help_text = help_text.rstrip() + "."
             help_text += f" Choices: {', '.join(str(c) for c in a.choices)}."
         default = a.default
         show_default = (a.option_strings and a.nargs != 0 and default not in (None, argparse.SUPPRESS)

@@ -335,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-frames", type=int, help="read at most this many frames from each video's start")
     s.add_argument("--regions", type=_csv_list, help="comma-separated subset of frame,full,eyes,mouth,lips,eyes_band,mouth_band")
     s.add_argument("--size", type=int, help="crop side in pixels (default 224)")
-    s.add_argument("--detector", choices=list(DETECTORS), help="face detector (default libfd; see README)")
+    s.add_argument("--detector", choices=list(DETECTORS), help="face detector (default libfd; recall and cost of each: docs/results/face-recall.md)")
     s.add_argument("--compression", default="c23", help="FaceForensics++ compression folder")
     s.add_argument("--methods", type=_csv_list, help="FaceForensics++ methods (default: all present)")
     s.add_argument("--test-list", default="lipforensics",

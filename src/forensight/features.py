@@ -16,7 +16,7 @@ cache and the model (another preprocessing, other weights, another input size) i
 Training, the validation threshold and ``evaluate`` of a model trained this way read the same
 features through the one scoring path (``forward_batch`` classifies the features with the model's
 ``classify_features``). ``detect`` runs the encoder on the video's own crops; the two differ only
-by float16 rounding of the features (measured in the tests and the README).
+by float16 rounding of the features (measured in the tests; the manual, ``docs/guide/train.md``).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ per-detector centre shift and scale fitted by ``benchmarks/face_recall.py --cali
 the 68-point landmark predictor was trained on dlib boxes. Detectors that know the smallest face
 they find reliably expose it as ``min_face`` (pixels at their input); the detection pass
 (``faces.sequence``) scales its region-of-interest searches for it. Recall and cost of every backend on real faces
-from 24 to 400 px: README, "Face detectors: recall and cost".
+from 24 to 400 px: the manual, ``docs/results/face-recall.md``.
 
 Speed, measured on this machine (2 CPU cores), per 640x480 RGB frame holding one face of
 about 110 px (``skimage.data.astronaut`` letterboxed), median of 20 runs on an idle machine:
