@@ -201,3 +201,12 @@ def test_site_renders_and_navigates_in_chromium(served: str, tmp_path: Path) -> 
             browser.close()
     assert not errors, errors
     assert (shots / "docs_home.png").stat().st_size > 10_000 and (shots / "docs_detect.png").stat().st_size > 10_000
+
+
+def test_api_reference_turns_rst_roles_and_literal_blocks_into_markdown() -> None:
+    spec = importlib.util.spec_from_file_location("forensight_griffe_rst", ROOT / "scripts" / "griffe_rst.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = "Uses :func:`forensight.scoring.forward_batch` and :class:`~x.Y`.\n\nUsage::\n\n    det.predict(v)\n\nEnd."
+    assert module.rst_to_markdown(text) == ("Uses ``forensight.scoring.forward_batch`` and ``x.Y``.\n\nUsage:\n\n"
+                                            "```python\ndet.predict(v)\n```\n\nEnd.")
