@@ -201,3 +201,28 @@ def test_finds_a_lazy_relative_circle_and_names_it(tmp_path: Path) -> None:
 ])
 def test_cycle_rules(tmp_path: Path, files: dict[str, str], want: list[list[str]]) -> None:
     assert import_cycles(import_graph(_write_package(tmp_path, files))) == want
+
+
+#: The bottom of the data flow: what each of these may import from forensight (nothing else).
+BOTTOM = {
+    "forensight._version": set(),
+    "forensight.io": set(),
+    "forensight.records": set(),
+    "forensight.perturbation_spec": set(),
+    "forensight.config": {"forensight.perturbation_spec", "forensight.records", "forensight.io"},
+    "forensight.faces.common": set(),
+    "forensight.models.frame_encoder": set(),
+}
+#: Commands that renderers and helpers must not call back into.
+COMMANDS = {"forensight.cli", "forensight.demo", "forensight.study", "forensight.sweep", "forensight.robustness",
+            "forensight.evaluate", "forensight.detect", "forensight.train", "forensight.preprocess"}
+
+
+def test_the_bottom_of_the_data_flow_imports_nothing_above_it() -> None:
+    graph = import_graph(SRC / "forensight")
+    for module, allowed in BOTTOM.items():
+        extra = set(graph[module]) - allowed
+        assert not extra, f"{module} imports {sorted(extra)}: it sits below them in the data flow"
+    for renderer in ("forensight.report", "forensight.html_report", "forensight.result"):
+        back = set(graph[renderer]) & COMMANDS
+        assert not back, f"{renderer} renders data; it must not call back into {sorted(back)}"
