@@ -37,6 +37,7 @@ at all once cut: that is ``unreadable``; a "faststart" MP4 (index first) is inde
 from __future__ import annotations
 
 import bisect
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,6 +47,7 @@ import av
 import numpy as np
 
 from forensight.config import PreprocessConfig
+from forensight.io import guard_disk_full
 from forensight.records import PreprocessError, SampledFrames, VideoInfo
 
 __all__ = [
@@ -598,11 +600,10 @@ def iter_frames(
         while w < wanted.size:
             k = keyframe_before(int(wanted[w]))
             if frames is None or k - pos - 1 >= max(min_seek_gap, 1):
-                if k <= 0 or _seek(container, int(idx.pts[k]), stream):
+                # a refused seek (damaged index) decodes on instead: from the start when nothing was
+                # decoded yet, else forward through the gap (the same frames, only slower)
+                if k <= 0 or _seek(container, int(idx.pts[k]), stream) or frames is None:
                     frames = _decode_frames(container, stream)
-                elif frames is None:  # the seek failed before any decoding: decode from the start
-                    frames = _decode_frames(container, stream)
-                # else: the seek failed; keep decoding forward through the gap (same frames, slower)
             try:
                 for frame in frames:
                     seq += 1
@@ -760,12 +761,12 @@ class FrameStore:
             self.resident_bytes += frame.nbytes
             self.peak_resident_bytes = max(self.peak_resident_bytes, self.resident_bytes)
             return
-        if self._file is None:
-            import tempfile
-
-            # lives as long as the store (closed by close / drain / __exit__)
-            self._file = tempfile.TemporaryFile(prefix="forensight-frames-", dir=self.spill_dir)  # noqa: SIM115
-        self._file.write(memoryview(frame).cast("B"))
+        where = Path(self.spill_dir or tempfile.gettempdir())
+        with guard_disk_full(where, "decoded frames spilled to a temporary file", frame.nbytes):
+            if self._file is None:
+                # lives as long as the store (closed by close / drain / __exit__)
+                self._file = tempfile.TemporaryFile(prefix="forensight-frames-", dir=self.spill_dir)  # noqa: SIM115
+            self._file.write(memoryview(frame).cast("B"))
         self._disk.append(frame.shape)
         self.spilled_bytes += frame.nbytes
 
