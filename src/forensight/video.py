@@ -599,11 +599,12 @@ def iter_frames(
         shape: tuple[int, ...] | None = None
         while w < wanted.size:
             k = keyframe_before(int(wanted[w]))
-            if frames is None or k - pos - 1 >= max(min_seek_gap, 1):
-                # a refused seek (damaged index) decodes on instead: from the start when nothing was
-                # decoded yet, else forward through the gap (the same frames, only slower)
-                if k <= 0 or _seek(container, int(idx.pts[k]), stream) or frames is None:
-                    frames = _decode_frames(container, stream)
+            # (re)start decoding at the keyframe before the wanted frame when the gap is worth a seek; a
+            # refused seek (damaged index) decodes on instead: from the start when nothing was decoded
+            # yet, else forward through the gap (the same frames, only slower)
+            jump = frames is None or k - pos - 1 >= max(min_seek_gap, 1)
+            if jump and (k <= 0 or _seek(container, int(idx.pts[k]), stream) or frames is None):
+                frames = _decode_frames(container, stream)
             try:
                 for frame in frames:
                     seq += 1

@@ -41,7 +41,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from forensight import __version__
-from forensight.io import free_bytes, is_disk_full
+from forensight.io import DiskFullError, free_bytes, is_disk_full
 from forensight.serve.config import ServeConfig, is_loopback
 from forensight.serve.layout import JOB_ID_RE, DataDir
 from forensight.serve.models import NO_MODEL_HINT, ModelEntry
@@ -275,6 +275,14 @@ def _install_error_handlers(app: FastAPI, state: ServeState) -> None:
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         where = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors()) or "the request"
         return _error_response(state, request.url.path, 400, "bad_request", f"invalid value in {where}")
+
+    @app.exception_handler(DiskFullError)
+    async def disk_full(request: Request, exc: DiskFullError) -> Response:
+        log.error("%s %s: %s", request.method, request.url.path, exc)
+        free = "" if exc.free_bytes is None else f" ({exc.free_bytes / 2**20:.1f} MiB free)"
+        return _error_response(state, request.url.path, 507, "disk_full",
+                               f"the server's disk is full{free}: {exc.what} could not be written; nothing was "
+                               "kept: try again later")
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:

@@ -1,0 +1,161 @@
+"""Fuzzed containers: damaged MP4 / WebM / MKV files end with a named reason, never a traceback.
+
+Small valid files are mutated (bit flips, zeroed / duplicated / shuffled chunks, truncation,
+header damage; see ``fuzz_containers``) and read by the video reader (index + every frame + a
+seeking read), then, in batches with a valid file, by ``detect`` and by ``preprocess``. Every file
+must end either scored or with a reason code of :data:`forensight.reasons.REASONS` other than
+``error``; no traceback may be logged; no file may take longer than :data:`PER_FILE_S`; the valid
+file of each batch is still scored.
+
+Budget: a fixed, derandomised budget in the suite (about 15 s on an idle 2-core machine). ``make
+fuzz`` runs the nightly size (``FORENSIGHT_FUZZ=nightly``: random seeds, thousands of mutations;
+``FORENSIGHT_FUZZ_READER`` / ``FORENSIGHT_FUZZ_PIPELINE`` override the counts).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import moving_face_frames
+from fuzz_containers import CONTAINERS, MUTATIONS, encode, mutate
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from forensight.config import PreprocessConfig
+from forensight.detect import ForensightDetector, load_detector
+from forensight.modelfile import save_model_file
+from forensight.models.registry import build_model, get_model_config
+from forensight.preprocess import run_preprocess
+from forensight.reasons import REASONS
+from forensight.records import PreprocessError, VideoRecord
+from forensight.video import index_video, read_frames
+
+NIGHTLY = os.environ.get("FORENSIGHT_FUZZ", "") == "nightly"
+READER_EXAMPLES = int(os.environ.get("FORENSIGHT_FUZZ_READER", 5000 if NIGHTLY else 60))
+PIPELINE_EXAMPLES = int(os.environ.get("FORENSIGHT_FUZZ_PIPELINE", 300 if NIGHTLY else 2))
+#: Longest any one file may take (seconds) before it counts as a hang; generous for a shared machine.
+PER_FILE_S = 60.0
+
+PP = PreprocessConfig(num_frames=4, regions=("full",), size=64)
+FUZZ_SETTINGS: dict[str, Any] = {"deadline": None, "database": None, "derandomize": not NIGHTLY,
+                                 "suppress_health_check": list(HealthCheck)}
+SUFFIXES = st.sampled_from(sorted(CONTAINERS))
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """The valid files: 24 frames of a face, 160x128, a keyframe every 4 frames, one per container."""
+    d = tmp_path_factory.mktemp("fuzz-src")
+    frames = moving_face_frames(24, size=(160, 128))
+    return {s: encode(d / f"valid{s}", frames).read_bytes() for s in CONTAINERS}
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory: pytest.TempPathFactory) -> ForensightDetector:
+    mc = get_model_config("region_tiny_attention")
+    path = tmp_path_factory.mktemp("fuzz-model") / "model.pt"
+    save_model_file(path, build_model(mc, pretrained=False), mc, PP, train_cfg=None, threshold=0.0,
+                    val_metrics={"auc": 0.5})
+    return load_detector(path, device="cpu")
+
+
+def _within(seconds: float, what: str, fn: Callable[[], Any]) -> Any:
+    """``fn()`` run in a thread; a test failure naming ``what`` if it is not done in ``seconds``."""
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - handed back to the test
+            out["error"] = e
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    th.join(seconds)
+    if th.is_alive():
+        pytest.fail(f"hang: {what} did not finish within {seconds:.0f} s")
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
+
+
+class _Tracebacks(logging.Handler):
+    """Collects every log record that carries a traceback (``exc_info``)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info or "Traceback" in record.getMessage():
+            self.records.append(record)
+
+
+def _named(reason: str, where: str) -> None:
+    assert reason != "error", f"{where}: reason 'error' (an unexpected exception leaked)"
+    assert reason in REASONS, f"{where}: reason {reason!r} is not in the documented list"
+
+
+def _read_everything(path: Path) -> None:
+    """What the reader does with a file: index it, decode every frame, then a seeking sparse read."""
+    idx = index_video(path, max_side=4096)
+    n = idx.info.num_frames
+    read_frames(path, np.arange(n), index=idx)
+    read_frames(path, np.unique(np.linspace(0, n - 1, 4).astype(np.int64)), index=idx, min_seek_gap=1)
+
+
+@settings(max_examples=READER_EXAMPLES, **FUZZ_SETTINGS)
+@given(suffix=SUFFIXES, ops=MUTATIONS)
+def test_the_reader_ends_every_damaged_file_with_a_named_reason(sources: dict[str, bytes], tmp_path_factory:
+                                                                 pytest.TempPathFactory, suffix: str,
+                                                                 ops: list[tuple]) -> None:
+    path = tmp_path_factory.mktemp("fuzz-read") / f"damaged{suffix}"
+    path.write_bytes(mutate(sources[suffix], ops))
+    try:
+        _within(PER_FILE_S, f"reading {suffix} mutated by {ops}", lambda: _read_everything(path))
+    except PreprocessError as e:
+        _named(e.reason, f"{suffix} mutated by {ops}")
+
+
+@pytest.mark.slow
+@settings(max_examples=PIPELINE_EXAMPLES, **FUZZ_SETTINGS)
+@given(batch=st.lists(st.tuples(SUFFIXES, MUTATIONS), min_size=2, max_size=2))
+def test_detect_and_preprocess_name_every_damaged_file_and_score_the_valid_one(
+        sources: dict[str, bytes], detector: ForensightDetector, tmp_path_factory: pytest.TempPathFactory,
+        batch: list[tuple[str, list[tuple]]]) -> None:
+    folder = tmp_path_factory.mktemp("fuzz-batch")
+    (folder / "valid.mp4").write_bytes(sources[".mp4"])
+    made = {"valid.mp4": "valid"}
+    for i, (suffix, ops) in enumerate(batch):
+        (folder / f"damaged{i}{suffix}").write_bytes(mutate(sources[suffix], ops))
+        made[f"damaged{i}{suffix}"] = f"{suffix} mutated by {ops}"
+    catcher = _Tracebacks()
+    logging.getLogger().addHandler(catcher)
+    try:
+        results = _within(PER_FILE_S * len(made), "detect on the batch", lambda: detector.predict_many(
+            [folder], progress=False))
+        records = [VideoRecord(path=folder / name, label=0, split="test", dataset="fuzz", method="m",
+                               compression="raw", name=Path(name).stem) for name in sorted(made)]
+        summary = _within(PER_FILE_S * len(made), "preprocess on the batch", lambda: run_preprocess(
+            records, folder.parent / f"{folder.name}-cache", PP, progress=False))
+    finally:
+        logging.getLogger().removeHandler(catcher)
+    assert not catcher.records, f"traceback logged for {made}: {catcher.records[0].getMessage()}"
+    by_name = {r.name: r for r in results}
+    assert set(by_name) == set(made)
+    for name, r in by_name.items():
+        assert r.timings_s["total"] < PER_FILE_S, f"{made[name]}: {r.timings_s['total']} s"
+        if not r.ok:
+            _named(r.reason, f"detect: {made[name]}: {r.message}")
+    assert by_name["valid.mp4"].ok, by_name["valid.mp4"].message  # the batch went on past the damage
+    assert summary.accounted == summary.total == len(made)
+    for vid, (reason, msg) in summary.failures.items():
+        _named(reason, f"preprocess: {vid}: {msg}")
+    assert not any(vid.endswith("/valid") for vid in summary.failures)
