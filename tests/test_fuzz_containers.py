@@ -14,10 +14,12 @@ fuzz`` runs the nightly size (``FORENSIGHT_FUZZ=nightly``: random seeds, thousan
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +40,8 @@ from forensight.records import PreprocessError, VideoRecord
 from forensight.video import index_video, read_frames
 
 NIGHTLY = os.environ.get("FORENSIGHT_FUZZ", "") == "nightly"
-READER_EXAMPLES = int(os.environ.get("FORENSIGHT_FUZZ_READER", 5000 if NIGHTLY else 60))
-PIPELINE_EXAMPLES = int(os.environ.get("FORENSIGHT_FUZZ_PIPELINE", 300 if NIGHTLY else 2))
+READER_EXAMPLES = int(os.environ.get("FORENSIGHT_FUZZ_READER", "5000" if NIGHTLY else "60"))
+PIPELINE_EXAMPLES = int(os.environ.get("FORENSIGHT_FUZZ_PIPELINE", "300" if NIGHTLY else "2"))
 #: Longest any one file may take (seconds) before it counts as a hang; generous for a shared machine.
 PER_FILE_S = 60.0
 
@@ -47,6 +49,17 @@ PP = PreprocessConfig(num_frames=4, regions=("full",), size=64)
 FUZZ_SETTINGS: dict[str, Any] = {"deadline": None, "database": None, "derandomize": not NIGHTLY,
                                  "suppress_health_check": list(HealthCheck)}
 SUFFIXES = st.sampled_from(sorted(CONTAINERS))
+#: Outcome counts per stage ("reader", "detect", "preprocess") -> outcome ("ok" or a reason) -> files;
+#: written as JSON to ``FORENSIGHT_FUZZ_STATS`` (a path) at the end of the module, for the record.
+OUTCOMES: dict[str, Counter[str]] = {"reader": Counter(), "detect": Counter(), "preprocess": Counter()}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _outcome_record() -> Iterator[None]:
+    yield
+    out = os.environ.get("FORENSIGHT_FUZZ_STATS")
+    if out:
+        Path(out).write_text(json.dumps({k: dict(v) for k, v in OUTCOMES.items()}, indent=1, sort_keys=True) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +135,9 @@ def test_the_reader_ends_every_damaged_file_with_a_named_reason(sources: dict[st
         _within(PER_FILE_S, f"reading {suffix} mutated by {ops}", lambda: _read_everything(path))
     except PreprocessError as e:
         _named(e.reason, f"{suffix} mutated by {ops}")
+        OUTCOMES["reader"][e.reason] += 1
+    else:
+        OUTCOMES["reader"]["ok"] += 1
 
 
 @pytest.mark.slow
@@ -158,4 +174,50 @@ def test_detect_and_preprocess_name_every_damaged_file_and_score_the_valid_one(
     assert summary.accounted == summary.total == len(made)
     for vid, (reason, msg) in summary.failures.items():
         _named(reason, f"preprocess: {vid}: {msg}")
+    OUTCOMES["detect"].update(r.reason or "ok" for name, r in by_name.items() if name != "valid.mp4")
+    OUTCOMES["preprocess"].update([reason for vid, (reason, _) in summary.failures.items()] +
+                                  ["ok"] * (summary.done - 1))
     assert not any(vid.endswith("/valid") for vid in summary.failures)
+
+
+# ---- the two leaks of the bug report, as fixed regressions ------------------------------------------
+
+@pytest.mark.parametrize(("suffix", "codec_id"), [(".mkv", b"V_MPEG4/ISO/AVC"), (".webm", b"V_VP9")])
+def test_a_stream_whose_codec_cannot_be_opened_is_unreadable_not_an_error(
+        sources: dict[str, bytes], detector: ForensightDetector, tmp_path: Path, suffix: str,
+        codec_id: bytes) -> None:
+    """FFmpeg gives such a stream no codec context; reading its width was the AttributeError."""
+    data = sources[suffix]
+    assert data.count(codec_id) == 1
+    path = tmp_path / f"codec{suffix}"
+    path.write_bytes(data.replace(codec_id, b"V_" + b"Q" * (len(codec_id) - 2)))
+    with pytest.raises(PreprocessError, match="codec cannot be opened") as err:
+        index_video(path)
+    assert err.value.reason == "unreadable"
+    r = detector.predict(path)
+    assert (r.status, r.reason) == ("failed", "unreadable") and "codec cannot be opened" in r.message
+
+
+def test_a_refused_seek_decodes_through_to_the_same_frames(sources: dict[str, bytes], tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A damaged seek index makes FFmpeg refuse a seek: the reader then decodes forward (from the
+    start, or through the gap) and gives exactly the frames a working seek gives."""
+    import av
+
+    import forensight.video as video
+
+    path = tmp_path / "v.mp4"
+    path.write_bytes(sources[".mp4"])
+    idx = index_video(path)
+    want = np.array([2, 9, 17, 23])
+    good = read_frames(path, want, index=idx, min_seek_gap=1)
+
+    class Refusing:
+        def seek(self, *a: Any, **k: Any) -> None:
+            raise av.error.PermissionError(1, "Operation not permitted")
+
+    assert video._seek(Refusing(), 100, None) is False  # type: ignore[arg-type]
+    monkeypatch.setattr(video, "_seek", lambda *a, **k: False)
+    bad = read_frames(path, want, index=idx, min_seek_gap=1)
+    np.testing.assert_array_equal(bad.indices, good.indices)
+    np.testing.assert_array_equal(bad.frames, good.frames)
