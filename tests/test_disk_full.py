@@ -261,3 +261,33 @@ def test_an_upload_meeting_a_full_disk_is_refused_with_507_and_nothing_kept(disk
         r = c.post("/api/jobs", files={"file": ("face.mp4", body, "video/mp4")})
         assert r.status_code == 202, r.text
         assert [j["id"] for j in c.get("/api/jobs").json()["jobs"]] == [r.json()["id"]]
+
+
+def test_a_job_whose_report_meets_a_full_disk_fails_disk_full_with_nothing_half_written(
+        disk: SmallDisk, tmp_path: Path) -> None:
+    """A worker scoring a job on a full disk: the job fails with ``disk_full`` (what, how much), and
+    the job folder keeps neither a partial report nor a result; the upload stays for a retry."""
+    from serve_load import make_face_video, make_tiny_model
+
+    from forensight.serve.layout import DataDir
+    from forensight.serve.store import JobStore, new_job_id
+    from forensight.serve.worker import JobRunner, WorkerSpec
+
+    model = make_tiny_model(tmp_path / "m" / "model.pt")
+    layout = DataDir(disk.root / "data").create()
+    store = JobStore(layout.db)
+    job_id = new_job_id()
+    layout.job_dir(job_id).mkdir()
+    make_face_video(tmp_path / "face.mp4", num_frames=32)  # its report page is about 450 KB
+    layout.video(job_id).write_bytes((tmp_path / "face.mp4").read_bytes())
+    store.create(job_id, "face.mp4", "tiny", layout.video(job_id).stat().st_size, queue_size=4)
+    job = store.claim_next(os.getpid())
+    assert job is not None
+    runner = JobRunner(WorkerSpec(slot=0, data_dir=str(layout.root), models={"tiny": str(model)}), store, layout)
+    disk.leave_free(160 * 1024)  # room for the job table's writes, not for the report page
+    runner.run(job)
+    done = store.get(job_id)
+    assert done is not None and (done.status, done.reason) == ("failed", "disk_full")
+    assert "the server's disk is full: could not write report file" in done.message and "MiB free" in done.message
+    assert not layout.report_dir(job_id).exists() and not layout.result(job_id).exists()
+    assert layout.video(job_id).is_file() and _leftovers(layout.root) == []
