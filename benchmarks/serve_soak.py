@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds for the whole soak")
     p.add_argument("--max-growth", type=float, default=0.10, help="largest allowed server RSS growth")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ready-timeout", type=float, default=600.0, help="seconds the server may take to start")
     p.add_argument("--out", type=Path, help="write the figures as JSON here")
     a = p.parse_args(argv)
     from forensight.serve.store import JobStore
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         inputs = make_inputs(Path(tmp) / "inputs")
         data = Path(tmp) / "data"
         srv = ServerProcess(data, [model], workers=a.workers, queue_size=a.queue_size,
-                            extra=["--retention-days", "0"]).start()
+                            extra=["--retention-days", "0"]).start(ready_timeout_s=a.ready_timeout)
         try:
             store = JobStore(data / "forensight-serve.sqlite3")
             soak = Soak(url=srv.url, inputs=inputs, target_jobs=a.jobs, deadline=time.monotonic() + a.timeout,
