@@ -4,8 +4,8 @@ Small valid files are mutated (bit flips, zeroed / duplicated / shuffled chunks,
 header damage; see ``fuzz_containers``) and read by the video reader (index + every frame + a
 seeking read), then, in batches with a valid file, by ``detect`` and by ``preprocess``. Every file
 must end either scored or with a reason code of :data:`forensight.reasons.REASONS` other than
-``error``; no traceback may be logged; no file may take longer than :data:`PER_FILE_S`; the valid
-file of each batch is still scored.
+``error``; no traceback may be logged; no file may take more than :data:`PER_FILE_S` CPU seconds
+(a hang); the valid file of each batch is still scored.
 
 Budget: a fixed, derandomised budget in the suite (about 15 s on an idle 2-core machine). ``make
 fuzz`` runs the nightly size (``FORENSIGHT_FUZZ=nightly``: random seeds, thousands of mutations;
@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -42,8 +43,10 @@ from forensight.video import index_video, read_frames
 NIGHTLY = os.environ.get("FORENSIGHT_FUZZ", "") == "nightly"
 READER_EXAMPLES = int(os.environ.get("FORENSIGHT_FUZZ_READER", "5000" if NIGHTLY else "60"))
 PIPELINE_EXAMPLES = int(os.environ.get("FORENSIGHT_FUZZ_PIPELINE", "300" if NIGHTLY else "2"))
-#: Longest any one file may take (seconds) before it counts as a hang; generous for a shared machine.
-PER_FILE_S = 60.0
+#: CPU seconds any one file may take before it counts as a hang (a valid file takes about 1).
+PER_FILE_S = 30.0
+#: Wall-clock allowance, as a multiple of the CPU allowance (a starved process on a shared machine).
+WALL_FACTOR = 20.0
 
 PP = PreprocessConfig(num_frames=4, regions=("full",), size=64)
 FUZZ_SETTINGS: dict[str, Any] = {"deadline": None, "database": None, "derandomize": not NIGHTLY,
@@ -79,8 +82,13 @@ def detector(tmp_path_factory: pytest.TempPathFactory) -> ForensightDetector:
     return load_detector(path, device="cpu")
 
 
-def _within(seconds: float, what: str, fn: Callable[[], Any]) -> Any:
-    """``fn()`` run in a thread; a test failure naming ``what`` if it is not done in ``seconds``."""
+def _within(cpu_s: float, what: str, fn: Callable[[], Any]) -> Any:
+    """``fn()`` run in a thread; a test failure naming ``what`` if it hangs.
+
+    A hang is measured in CPU seconds of this process (more than ``cpu_s``), so a machine shared
+    with other work (slower wall clock) is not taken for a hang; a wait that uses no CPU counts
+    after ``WALL_FACTOR * cpu_s`` seconds of wall time.
+    """
     out: dict[str, Any] = {}
 
     def run() -> None:
@@ -90,10 +98,14 @@ def _within(seconds: float, what: str, fn: Callable[[], Any]) -> Any:
             out["error"] = e
 
     th = threading.Thread(target=run, daemon=True)
+    cpu0, wall0 = time.process_time(), time.monotonic()
     th.start()
-    th.join(seconds)
-    if th.is_alive():
-        pytest.fail(f"hang: {what} did not finish within {seconds:.0f} s")
+    while th.is_alive():
+        th.join(0.25)
+        if time.process_time() - cpu0 > cpu_s:
+            pytest.fail(f"hang: {what} used more than {cpu_s:.0f} CPU seconds")
+        if time.monotonic() - wall0 > WALL_FACTOR * cpu_s:
+            pytest.fail(f"hang: {what} did not finish within {WALL_FACTOR * cpu_s:.0f} s")
     if "error" in out:
         raise out["error"]
     return out.get("value")
@@ -124,6 +136,7 @@ def _read_everything(path: Path) -> None:
     read_frames(path, np.unique(np.linspace(0, n - 1, 4).astype(np.int64)), index=idx, min_seek_gap=1)
 
 
+@pytest.mark.timeout(0 if NIGHTLY else 600)
 @settings(max_examples=READER_EXAMPLES, **FUZZ_SETTINGS)
 @given(suffix=SUFFIXES, ops=MUTATIONS)
 def test_the_reader_ends_every_damaged_file_with_a_named_reason(sources: dict[str, bytes], tmp_path_factory:
@@ -141,6 +154,7 @@ def test_the_reader_ends_every_damaged_file_with_a_named_reason(sources: dict[st
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(0 if NIGHTLY else 600)
 @settings(max_examples=PIPELINE_EXAMPLES, **FUZZ_SETTINGS)
 @given(batch=st.lists(st.tuples(SUFFIXES, MUTATIONS), min_size=2, max_size=2))
 def test_detect_and_preprocess_name_every_damaged_file_and_score_the_valid_one(
@@ -167,7 +181,6 @@ def test_detect_and_preprocess_name_every_damaged_file_and_score_the_valid_one(
     by_name = {r.name: r for r in results}
     assert set(by_name) == set(made)
     for name, r in by_name.items():
-        assert r.timings_s["total"] < PER_FILE_S, f"{made[name]}: {r.timings_s['total']} s"
         if not r.ok:
             _named(r.reason, f"detect: {made[name]}: {r.message}")
     assert by_name["valid.mp4"].ok, by_name["valid.mp4"].message  # the batch went on past the damage
@@ -204,7 +217,7 @@ def test_a_refused_seek_decodes_through_to_the_same_frames(sources: dict[str, by
     start, or through the gap) and gives exactly the frames a working seek gives."""
     import av
 
-    import forensight.video as video
+    from forensight import video
 
     path = tmp_path / "v.mp4"
     path.write_bytes(sources[".mp4"])
