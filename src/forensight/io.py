@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DiskFullError", "atomic_write", "atomic_write_bytes", "atomic_write_json", "atomic_write_text",
+__all__ = ["DISK_FULL_ERRNOS", "LOW_SPACE_BYTES", "DiskFullError", "atomic_write", "atomic_write_bytes", "atomic_write_json", "atomic_write_text",
            "free_bytes", "guard_disk_full", "is_disk_full"]
 
 #: errno values that mean "no room": a full file system, an exceeded disk quota.
