@@ -1,6 +1,6 @@
 PY ?= python3
 
-.PHONY: install test demo bench lint docs docs-serve
+.PHONY: install test demo bench lint fuzz docs docs-serve
 
 install:
 	$(PY) -m pip install -q -e ".[test]"
@@ -28,3 +28,8 @@ bench:
 	$(PY) benchmarks/preprocess.py
 	$(PY) benchmarks/lipforensics_speed.py
 	$(PY) benchmarks/train_throughput.py
+
+# Nightly-size container fuzzing: thousands of damaged MP4/WebM/MKV files through the reader, and
+# hundreds of batches through detect and preprocess (FORENSIGHT_FUZZ_READER / _PIPELINE set counts).
+fuzz:
+	FORENSIGHT_FUZZ=nightly HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_fuzz_containers.py

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from forensight.config import PreprocessConfig
-from forensight.io import atomic_write_text
+from forensight.io import atomic_write_text, guard_disk_full
 from forensight.records import VideoRecord, safe_name
 
 #: On-disk format. 2: entry names carry a hash of the qualified id (1 had none: ids that differ
@@ -133,7 +133,8 @@ class Cache:
         (root / "entries").mkdir(exist_ok=True)
         (root / "failed").mkdir(exist_ok=True)
         atomic_write_text(meta_path, json.dumps(
-            {"format": FORMAT_VERSION, "config_hash": config.hash, "preprocess": config.to_dict()}, indent=2))
+            {"format": FORMAT_VERSION, "config_hash": config.hash, "preprocess": config.to_dict()}, indent=2),
+            what="the cache header")
         return cls(root, config)
 
     @classmethod
@@ -203,7 +204,25 @@ class Cache:
         if missing:
             raise ValueError(f"entry for {record.video_id} lacks arrays {missing}")
         final = self.entry_dir(record.video_id)
-        tmp = Path(tempfile.mkdtemp(dir=self.entries_dir, prefix=temp_dir_prefix()))
+        # room: the arrays, plus a block per file for .npy headers and meta.json
+        needed = (sum(np.asarray(a).nbytes for a in arrays.values()) + sum(a.nbytes for a in regions.values())
+                  + 4096 * (len(arrays) + len(regions) + 2))
+        tmp: Path | None = None
+
+        def drop_tmp() -> None:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+        with guard_disk_full(final, f"cache entry for {record.video_id}", needed, cleanup=drop_tmp):
+            tmp = Path(tempfile.mkdtemp(dir=self.entries_dir, prefix=temp_dir_prefix()))
+            self._write_tmp_entry(tmp, final, record, arrays, regions, meta)
+        self.failure_path(record.video_id).unlink(missing_ok=True)
+        return final
+
+    def _write_tmp_entry(self, tmp: Path, final: Path, record: VideoRecord, arrays: dict[str, np.ndarray],
+                         regions: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        """Fill the temporary entry folder ``tmp`` and rename it to ``final`` (see :meth:`write_entry`);
+        ``tmp`` is removed on any failure."""
         try:
             for k in ARRAY_KEYS:
                 np.save(tmp / f"{k}.npy", np.ascontiguousarray(arrays[k]))
@@ -222,23 +241,24 @@ class Cache:
                     shutil.rmtree(tmp, ignore_errors=True)
                     winner = json.loads((final / "meta.json").read_text()).get("video_id")
                     self._check_stored_id(final, winner, record.video_id)
-                    return final
+                    return
                 shutil.rmtree(final, ignore_errors=True)  # a stale partial dir (should not exist)
                 os.rename(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        self.failure_path(record.video_id).unlink(missing_ok=True)
-        return final
 
     def write_failure(self, record: VideoRecord, reason: str, message: str) -> None:
         """Record that ``record`` could not be processed (atomic), and append to the log."""
         data = {"video_id": record.video_id, "record": record.to_dict(), "status": "failed",
                 "reason": reason, "message": message, "config_hash": self.config.hash,
                 "written_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        atomic_write_text(self.failure_path(record.video_id), json.dumps(data, indent=1))
-        with open(self.root / "preprocess.log", "a") as log:
-            log.write(f"{data['written_at']}\tFAILED\t{record.video_id}\t{reason}\t{message}\n")
+        atomic_write_text(self.failure_path(record.video_id), json.dumps(data, indent=1),
+                          what=f"failure record for {record.video_id}")
+        line = f"{data['written_at']}\tFAILED\t{record.video_id}\t{reason}\t{message}\n"
+        with guard_disk_full(self.root / "preprocess.log", "the failure log", len(line.encode())), \
+                open(self.root / "preprocess.log", "a") as log:
+            log.write(line)
 
     def clean_partial(self, max_age_s: float = STALE_TMP_AGE_S) -> int:
         """Remove temporary entry directories left by killed processes; returns how many.
@@ -292,7 +312,7 @@ class Cache:
         for r in self.rows():
             w.writerow(r)
         path = self.root / "manifest.csv"
-        atomic_write_text(path, buf.getvalue())
+        atomic_write_text(path, buf.getvalue(), what="the cache manifest")
         return path
 
     def load(self, video_id: str, regions: tuple[str, ...] | list[str] | None = None,

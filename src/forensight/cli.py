@@ -529,8 +529,15 @@ def main(argv: list[str] | None = None) -> int:
     if not a.verbose:  # Lightning's banner lines (GPU available, tips) are noise on the CLI
         for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
+    from forensight.io import DiskFullError
+
     try:
         return int(a.func(a) or 0)
+    except DiskFullError as e:  # what was being written, how much room it needed; the rerun resumes
+        print(f"forensight {a.command}: error: {e}", file=sys.stderr)
+        if a.verbose:
+            raise
+        return 3
     except (FileNotFoundError, FileExistsError, ValueError, KeyError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"forensight {a.command}: error: {msg}", file=sys.stderr)

@@ -14,10 +14,11 @@ A thin layer over the one scoring path, so a video scores what ``evaluate`` meas
    :func:`forensight.scoring.clip_attention_shares`.
 
 Bad input never raises out of :meth:`ForensightDetector.predict`: it returns a result with
-``status="failed"``, a machine ``reason`` (``not_found``, ``empty_file``, ``unreadable``,
-``no_video_stream``, ``truncated``, ``decode_error``, ``too_large``, ``too_short``, ``no_face``,
-``no_videos``, ``low_face_coverage``, ``error``) and a readable ``message``, so a batch continues
-past it.
+``status="failed"``, a machine ``reason`` (one of :data:`forensight.reasons.REASONS`: ``not_found``,
+``empty_file``, ``unreadable``, ``no_video_stream``, ``truncated``, ``decode_error``, ``too_large``,
+``too_short``, ``no_face``, ``no_videos``, ``low_face_coverage``, ...; ``error`` only for a bug) and a
+readable ``message``, so a batch continues past it. A full disk is no fault of the video: it raises
+:class:`forensight.io.DiskFullError`.
 :func:`detect_batch` scores many files and writes the JSON / CSV / HTML outputs.
 
 Usage::
@@ -41,6 +42,7 @@ import numpy as np
 
 from forensight.config import DetectConfig, PreprocessConfig, merge
 from forensight.datasets._common import expand_inputs
+from forensight.io import DiskFullError
 from forensight.modelcard import card_warning
 from forensight.modelfile import LoadedModel, ModelFileError, load_model_file, resolve_model_path
 from forensight.records import (
@@ -169,6 +171,8 @@ class ForensightDetector:
             return self._failed(base, e.reason, e.message, t0)
         except MemoryError:
             return self._failed(base, "too_large", "ran out of memory while decoding", t0)
+        except DiskFullError:  # not the video's fault: the batch stops with the message (see detect_batch)
+            raise
         except Exception as e:  # a batch must continue; the failure is reported loudly
             log.warning("detect: unexpected error on %s", path, exc_info=True)
             return self._failed(base, "error", f"{type(e).__name__}: {e}", t0)
@@ -446,7 +450,9 @@ class BatchOutcome:
 def detect_batch(paths: Iterable[str | Path], detector: ForensightDetector, *, report: str | Path | None = None,
                  csv: str | Path | None = None, progress: bool = False) -> BatchOutcome:
     """Score every video under ``paths``; optionally write HTML pages (+ index) to ``report`` and
-    one row per video to ``csv``. A page that cannot be written is a warning, never a lost batch."""
+    one row per video to ``csv``. A page that cannot be written is a warning, never a lost batch;
+    a full disk raises :class:`forensight.io.DiskFullError` (every file is written atomically, so
+    none is half-written, and a rerun writes the same outputs)."""
     from forensight.report import write_table
 
     if report is not None:
@@ -457,6 +463,8 @@ def detect_batch(paths: Iterable[str | Path], detector: ForensightDetector, *, r
         if report is not None:
             try:
                 out.pages[len(results)] = write_video_report(res, report, index_link=True).name
+            except DiskFullError:  # every later page would fail too: stop with what and how much
+                raise
             except Exception as e:  # noqa: BLE001 - one unwritable page must not stop the batch
                 out.warnings.append(f"no report page for {res.name}: {e}")
         res.drop_artifacts()

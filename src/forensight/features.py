@@ -103,7 +103,7 @@ class FeatureCache:
                                  "delete it or build the features again")
         elif create:
             fc.root.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(meta, json.dumps(fc.key, indent=1, sort_keys=True) + "\n")
+            atomic_write_text(meta, json.dumps(fc.key, indent=1, sort_keys=True) + "\n", what="the feature cache header")
         else:
             raise FileNotFoundError(f"no features at {fc.root}; build them with forensight.features.build_features")
         return fc
@@ -160,7 +160,8 @@ def build_features(cache: Cache, model_cfg: ModelConfig, model: nn.Module, video
             feats, _ = model.features(x)
             parts.append(feats[0].float().cpu().numpy())
         arr = np.concatenate(parts).astype(np.float16)
-        atomic_write(fc.path(vid), lambda p, a=arr: _save_npy(p, a))
+        atomic_write(fc.path(vid), lambda p, a=arr: _save_npy(p, a), what=f"feature file of {vid}",
+                     size_hint=arr.nbytes + 128)
         stats.encoded += 1
         stats.frames += int(arr.shape[0])
     stats.seconds = time.perf_counter() - t0

@@ -80,12 +80,12 @@ def _safe_target(out_dir: Path, filename: str) -> Path:
 
 def _write_bytes(out_dir: Path, filename: str, data: bytes) -> Path:
     """Write ``data`` atomically to ``out_dir / filename`` after :func:`_safe_target`'s checks."""
-    return atomic_write_bytes(_safe_target(out_dir, filename), data)
+    return atomic_write_bytes(_safe_target(out_dir, filename), data, what="report file")
 
 
 def _write_text(out_dir: Path, filename: str, text: str) -> Path:
     """Write ``text`` (UTF-8) atomically to ``out_dir / filename`` after :func:`_safe_target`'s checks."""
-    return atomic_write_text(_safe_target(out_dir, filename), text)
+    return atomic_write_text(_safe_target(out_dir, filename), text, what="report file")
 
 
 # ---- images ---------------------------------------------------------------------------------

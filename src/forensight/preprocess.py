@@ -34,6 +34,7 @@ import numpy as np
 
 from forensight.cache import Cache
 from forensight.config import PreprocessConfig
+from forensight.io import DiskFullError
 from forensight.records import FaceTrack, PreprocessError, SampledFrames, VideoRecord
 from forensight.video import FrameStore, VideoIndex, index_video, iter_frames, prefetch, sample_indices
 
@@ -394,6 +395,8 @@ def _work(args: tuple[VideoRecord, PreprocessConfig, str, float, int, str]
     except MemoryError:
         cache.write_failure(record, "too_large", "ran out of memory")
         return record.video_id, "failed", "too_large", "ran out of memory", {}
+    except DiskFullError:  # not this video's fault: the run stops, and its rerun resumes here
+        raise
     except Exception as e:  # noqa: BLE001 - an unexpected bug must not stop the batch, but must be loud
         msg = f"{type(e).__name__}: {e}"
         cache.write_failure(record, "error", msg + " | " + traceback.format_exc(limit=3).replace("\n", " "))
@@ -425,6 +428,10 @@ def run_preprocess(records: Sequence[VideoRecord], root: str | Path, cfg: Prepro
 
     Raises ``CacheConfigMismatch`` if ``root`` was made with another config. Videos already in
     the cache are skipped, and so are earlier failures unless ``retry_failed``.
+
+    A full disk stops the run with :class:`forensight.io.DiskFullError` (what was being written,
+    how much room it needed): no half entry is kept and the video is NOT recorded as failed, so
+    the rerun after space is freed resumes with it and ends as a run that never failed.
     """
     from tqdm.auto import tqdm
 
@@ -461,7 +468,10 @@ def run_preprocess(records: Sequence[VideoRecord], root: str | Path, cfg: Prepro
             _run_pool(jobs, workers, ctx, cache, summary, bar)
     finally:
         bar.close()
-        cache.write_manifest()
+        try:
+            cache.write_manifest()
+        except DiskFullError as e:  # the manifest is rebuilt from the entries by the rerun
+            log.warning("%s", e)
     summary.seconds = time.perf_counter() - t_start
     if summary.accounted != summary.total:
         raise RuntimeError(f"preprocess miscounted (a bug): {summary.total} videos in the shard but "

@@ -37,6 +37,7 @@ at all once cut: that is ``unreadable``; a "faststart" MP4 (index first) is inde
 from __future__ import annotations
 
 import bisect
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,6 +47,7 @@ import av
 import numpy as np
 
 from forensight.config import PreprocessConfig
+from forensight.io import guard_disk_full
 from forensight.records import PreprocessError, SampledFrames, VideoInfo
 
 __all__ = [
@@ -179,6 +181,37 @@ def _open(path: Path) -> av.container.InputContainer:
         return av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
         raise PreprocessError("unreadable", f"{path}: not a readable video file ({e})") from e
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+    """The first video stream of ``container``, with a decoder that opened.
+
+    Raises ``PreprocessError("no_video_stream")`` when there is none, and ``unreadable`` when its
+    codec cannot be opened (FFmpeg then gives the stream no codec context: an unknown or damaged
+    codec header, e.g. a bit flip in an MP4 ``stsd`` box or a Matroska ``CodecID``).
+    """
+    if not container.streams.video:
+        raise PreprocessError("no_video_stream", f"{path} has no video stream")
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        raise PreprocessError(
+            "unreadable", f"{path}: the video stream's codec cannot be opened (an unknown codec or a damaged "
+                          "codec header)")
+    return stream
+
+
+def _seek(container: av.container.InputContainer, pts: int, stream: av.video.stream.VideoStream) -> bool:
+    """Seek ``container`` to the keyframe at or before ``pts`` (stream time base) of ``stream``.
+
+    Returns False when FFmpeg refuses (a damaged or missing seek index): the caller then decodes
+    through instead of jumping, which gives the same frames (they are matched by their own pts),
+    only slower.
+    """
+    try:
+        container.seek(int(pts), stream=stream, backward=True, any_frame=False)
+    except (av.error.FFmpegError, OverflowError, ValueError):
+        return False
+    return True
 
 
 def _orientation_from_matrix(m: np.ndarray) -> Orientation:
@@ -324,9 +357,7 @@ def index_video(path: str | Path, max_side: int = 0) -> VideoIndex:
     path = Path(path)
     container = _open(path)
     try:
-        if not container.streams.video:
-            raise PreprocessError("no_video_stream", f"{path} has no video stream")
-        stream = container.streams.video[0]
+        stream = _video_stream(container, path)
         cc = stream.codec_context
         w, h = int(cc.width or 0), int(cc.height or 0)
         if w <= 0 or h <= 0:
@@ -386,8 +417,18 @@ def index_video(path: str | Path, max_side: int = 0) -> VideoIndex:
             duration = float(span + (frame_s if fps else span / (n - 1)))
         else:
             duration = frame_s
-        container.seek(0)
-        orientation, interlaced, field_order = _first_frame_facts(stream, container)
+        try:
+            container.seek(0)
+            rewound = True
+        except (av.error.FFmpegError, OverflowError, ValueError):
+            rewound = False
+        if rewound:
+            orientation, interlaced, field_order = _first_frame_facts(stream, container)
+        else:  # the damaged index refuses a seek back to the start: read the first frame from a fresh open
+            container.close()
+            container = _open(path)
+            stream = _video_stream(container, path)
+            orientation, interlaced, field_order = _first_frame_facts(stream, container)
         if orientation.transpose:
             w, h = h, w
         info = VideoInfo(width=w, height=h, fps=fps, num_frames=n, duration_s=duration,
@@ -549,17 +590,20 @@ def iter_frames(
 
     container = _open(path)
     try:
-        stream = container.streams.video[0]
+        stream = _video_stream(container, path)
         if threads:
             stream.codec_context.thread_count = threads
         stream.thread_type = "AUTO"
         w, pos, seq = 0, -1, -1
         frames = None
+        shape: tuple[int, ...] | None = None
         while w < wanted.size:
             k = keyframe_before(int(wanted[w]))
-            if frames is None or k - pos - 1 >= max(min_seek_gap, 1):
-                if k > 0:
-                    container.seek(int(idx.pts[k]), stream=stream, backward=True, any_frame=False)
+            # (re)start decoding at the keyframe before the wanted frame when the gap is worth a seek; a
+            # refused seek (damaged index) decodes on instead: from the start when nothing was decoded
+            # yet, else forward through the gap (the same frames, only slower)
+            jump = frames is None or k - pos - 1 >= max(min_seek_gap, 1)
+            if jump and (k <= 0 or _seek(container, int(idx.pts[k]), stream) or frames is None):
                 frames = _decode_frames(container, stream)
             try:
                 for frame in frames:
@@ -573,7 +617,14 @@ def iter_frames(
                     if num > wanted[w]:
                         raise PreprocessError(
                             "decode_error", f"{path}: frame {int(wanted[w])} could not be decoded")
-                    yield num, float(idx.timestamps(np.array([num]))[0]), _to_rgb(frame, idx)
+                    rgb = _to_rgb(frame, idx)
+                    if shape is None:
+                        shape = rgb.shape
+                    elif rgb.shape != shape:
+                        raise PreprocessError(
+                            "decode_error", f"{path}: frame {num} is {rgb.shape[1]}x{rgb.shape[0]}, earlier frames "
+                                            f"{shape[1]}x{shape[0]}: the stream changes size (damaged or spliced)")
+                    yield num, float(idx.timestamps(np.array([num]))[0]), rgb
                     w += 1
                     if w == wanted.size:
                         return
@@ -711,12 +762,12 @@ class FrameStore:
             self.resident_bytes += frame.nbytes
             self.peak_resident_bytes = max(self.peak_resident_bytes, self.resident_bytes)
             return
-        if self._file is None:
-            import tempfile
-
-            # lives as long as the store (closed by close / drain / __exit__)
-            self._file = tempfile.TemporaryFile(prefix="forensight-frames-", dir=self.spill_dir)  # noqa: SIM115
-        self._file.write(memoryview(frame).cast("B"))
+        where = Path(self.spill_dir or tempfile.gettempdir())
+        with guard_disk_full(where, "decoded frames spilled to a temporary file", frame.nbytes):
+            if self._file is None:
+                # lives as long as the store (closed by close / drain / __exit__)
+                self._file = tempfile.TemporaryFile(prefix="forensight-frames-", dir=self.spill_dir)  # noqa: SIM115
+            self._file.write(memoryview(frame).cast("B"))
         self._disk.append(frame.shape)
         self.spilled_bytes += frame.nbytes
 

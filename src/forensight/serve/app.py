@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import re
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from forensight._version import __version__
+from forensight.io import DiskFullError, free_bytes, is_disk_full
 from forensight.serve.config import ServeConfig, is_loopback
 from forensight.serve.layout import JOB_ID_RE, DataDir, DataDirLock
 from forensight.serve.models import NO_MODEL_HINT, ModelEntry
@@ -74,7 +76,7 @@ _UPLOAD_BODY = {
             }}}},
     }
 }
-_ERRORS = {s: {"model": ErrorOut} for s in (400, 401, 403, 404, 409, 413, 415, 429, 503)}
+_ERRORS = {s: {"model": ErrorOut} for s in (400, 401, 403, 404, 409, 413, 415, 429, 503, 507)}
 
 
 class ApiError(Exception):
@@ -273,6 +275,14 @@ def _install_error_handlers(app: FastAPI, state: ServeState) -> None:
         where = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors()) or "the request"
         return _error_response(state, request.url.path, 400, "bad_request", f"invalid value in {where}")
 
+    @app.exception_handler(DiskFullError)
+    async def disk_full(request: Request, exc: DiskFullError) -> Response:
+        log.error("%s %s: %s", request.method, request.url.path, exc)
+        free = "" if exc.free_bytes is None else f" ({exc.free_bytes / 2**20:.1f} MiB free)"
+        return _error_response(state, request.url.path, 507, "disk_full",
+                               f"the server's disk is full{free}: {exc.what} could not be written; nothing was "
+                               "kept: try again later")
+
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:
         log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -318,13 +328,22 @@ def _enqueue(state: ServeState, f: ReceivedFile, model: str) -> Job:
         check_video(f.path, f.name)
         job_id = new_job_id()
         job_dir = state.layout.job_dir(job_id)
-        job_dir.mkdir(mode=0o700)
-        os.replace(f.path, state.layout.video(job_id))  # the file is in place before a worker can see the job
         try:
+            job_dir.mkdir(mode=0o700)
+            os.replace(f.path, state.layout.video(job_id))  # the file is in place before a worker can see the job
             return state.store.create(job_id, f.name, model, f.size, state.cfg.queue_size)
         except QueueFull as e:
             state.layout.remove_job(job_id)
             raise _queue_full(e.active, e.bound) from None
+        except (OSError, sqlite3.OperationalError) as e:  # no job half-created: folder and row, or neither
+            state.layout.remove_job(job_id)
+            full = (is_disk_full(e, job_dir.parent) if isinstance(e, OSError)
+                    else "full" in str(e).lower())  # SQLite: "database or disk is full"
+            if not full:
+                raise
+            raise UploadError(507, "disk_full", "the server's disk is full: the job could not be created "
+                                                f"({(free_bytes(job_dir.parent) or 0) / 2**20:.1f} MiB free); "
+                                                "nothing was kept: try again later") from None
     finally:
         f.path.unlink(missing_ok=True)
 

@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from forensight.io import LOW_SPACE_BYTES, DiskFullError, free_bytes
+
 __all__ = ["DB_FILE", "Job", "JobStore", "QueueFull", "RecoveryReport", "new_job_id"]
 
 DB_FILE = "forensight-serve.sqlite3"
@@ -160,27 +162,43 @@ class JobStore:
         return db
 
     @contextmanager
+    def _disk_full_is_named(self) -> Iterator[None]:
+        """SQLite's view of a full disk ("database or disk is full", or "disk I/O error" when even the
+        WAL's shared-memory file cannot be made) as :class:`forensight.io.DiskFullError`: nothing was
+        written (the transaction rolled back)."""
+        try:
+            yield
+        except sqlite3.OperationalError as e:
+            text = str(e).lower()
+            free = free_bytes(self.path.parent)
+            if ("full" in text or "disk i/o" in text) and free is not None and free < LOW_SPACE_BYTES:
+                raise DiskFullError("the job table", self.path, None, 0, free) from e
+            raise
+
+    @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``): committed on success, rolled back on error."""
-        db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        with self._disk_full_is_named():
+            db = self._connect()
             try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        finally:
-            db.close()
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            finally:
+                db.close()
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        db = self._connect()
-        try:
-            yield db
-        finally:
-            db.close()
+        with self._disk_full_is_named():
+            db = self._connect()
+            try:
+                yield db
+            finally:
+                db.close()
 
     @staticmethod
     def _job(row: sqlite3.Row | None) -> Job | None:

@@ -27,6 +27,8 @@ from typing import IO, Any
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from forensight.io import free_bytes, is_disk_full
+
 __all__ = ["ReceivedFile", "ReceivedForm", "UploadError", "check_video", "display_name", "receive_upload"]
 
 #: Room allowed above the file limits for multipart boundaries, part headers and small fields.
@@ -180,7 +182,8 @@ async def receive_upload(request: Request, new_path: Callable[[], Path], max_fil
 
     Returns:
         The files (empty-named parts, which browsers send when no file was chosen, dropped)
-        and text fields. Raises :class:`UploadError` (400, 413, 415) after deleting what it wrote.
+        and text fields. Raises :class:`UploadError` (400, 413, 415; 507 ``disk_full`` when the
+        server's disk fills during the upload) after deleting what it wrote.
     """
     ctype, params = parse_options_header(request.headers.get("content-type", ""))
     if ctype != b"multipart/form-data" or not params.get(b"boundary"):
@@ -211,6 +214,20 @@ async def receive_upload(request: Request, new_path: Callable[[], Path], max_fil
         rx.close()
         rx.form.discard()
         raise UploadError(400, "incomplete_upload", "the client disconnected during the upload") from None
+    except OSError as e:
+        rx.close()
+        received = sum(f.size for f in rx.form.files)
+        where = rx.form.files[-1].path.parent if rx.form.files else None
+        rx.form.discard()
+        if where is None or not is_disk_full(e, where):
+            raise
+        need = int(declared) if declared is not None and declared.isdigit() else None
+        free = free_bytes(where)
+        size = (f"it needs about {need / 2**20:.1f} MiB" if need is not None
+                else f"it needs more than the {received / 2**20:.1f} MiB received")
+        raise UploadError(507, "disk_full", f"the server's disk is full: the upload could not be stored ({size}; "
+                                            f"{(free or 0) / 2**20:.1f} MiB free); nothing was kept, no job was "
+                                            "created: try again later") from None
     except Exception as e:  # noqa: BLE001 - the multipart parser's own errors: a malformed body
         rx.close()
         rx.form.discard()

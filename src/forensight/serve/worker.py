@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
 import threading
 import time
@@ -132,9 +133,19 @@ class JobRunner:
 
     def run(self, job: Job) -> None:
         """Score one claimed job and record the outcome (never raises for a job's failure)."""
+        from forensight.io import DiskFullError
+
         claim = job.claim or ""
         try:
             self._run(job, claim)
+        except DiskFullError as e:  # no half job: the result and report of this attempt are removed
+            log.error("job %s: %s", job.id, e)
+            shutil.rmtree(self.layout.report_dir(job.id), ignore_errors=True)
+            self.layout.result(job.id).unlink(missing_ok=True)
+            self.store.fail(job.id, claim, "disk_full",
+                            f"the server's disk is full: could not write {e.what} (" + (
+                                f"it needs {e.needed_bytes / 2**20:.2f} MiB, " if e.needed_bytes is not None else "")
+                            + f"{(e.free_bytes or 0) / 2**20:.2f} MiB free); upload the video again later")
         except Exception as e:
             log.exception("job %s failed", job.id)
             self.store.fail(job.id, claim, "error", f"internal error while scoring ({type(e).__name__}); "
@@ -142,7 +153,7 @@ class JobRunner:
 
     def _run(self, job: Job, claim: str) -> None:
         from forensight.html_report import write_video_report
-        from forensight.io import atomic_write_json
+        from forensight.io import DiskFullError, atomic_write_json
         from forensight.modelfile import ModelFileError
         from forensight.report import to_jsonable
 
@@ -169,6 +180,8 @@ class JobRunner:
         report_name = None
         try:
             report_name = write_video_report(res, self.layout.report_dir(job.id)).name
+        except DiskFullError:
+            raise
         except Exception:
             log.exception("job %s: no report page", job.id)
         res.drop_artifacts()
