@@ -449,6 +449,7 @@ class ModelConfig:
 
 
 POOLINGS = ("mean", "attention")
+FEATURE_NORMS = ("none", "layernorm")
 
 
 @register_model_config
@@ -464,6 +465,9 @@ class RegionModelConfig(ModelConfig):
         input_size: square input side in pixels.
         in_channels: 3 (RGB) or 1 (grayscale).
         dropout, hidden: classifier dropout and hidden width.
+        feature_norm: normalisation of the per-frame features before the temporal model:
+            ``"none"`` (default) or ``"layernorm"`` (a learned LayerNorm over the feature axis).
+        feature_dropout: dropout on the per-frame features before the temporal model (0 = none).
         lstm_hidden: BiLSTM units per direction.
         attn_dim: attention MLP width.
         mean, std: input normalisation (default ImageNet's for RGB).
@@ -480,6 +484,8 @@ class RegionModelConfig(ModelConfig):
     in_channels: int = 3
     dropout: float = 0.5
     hidden: int = 64
+    feature_norm: str = "none"
+    feature_dropout: float = 0.0
     lstm_hidden: int = 128
     attn_dim: int = 128
     mean: tuple[float, ...] | None = None
@@ -495,6 +501,10 @@ class RegionModelConfig(ModelConfig):
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= float(self.feature_dropout) < 1.0:
+            raise ValueError(f"feature_dropout must be in [0, 1), got {self.feature_dropout}")
+        if self.feature_norm not in FEATURE_NORMS:
+            raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, got {self.feature_norm!r}")
         gray = self.in_channels != 3
         mean = self.mean if self.mean is not None else (LIPFORENSICS_MEAN * self.in_channels if gray
                                                         else IMAGENET_MEAN)
