@@ -103,3 +103,29 @@ def test_tune_refuses_bad_inputs_and_another_setup(tune_cache: Path, tmp_path: P
     with pytest.raises(ValueError, match="another setup"):
         tune(tune_cache, out, n_trials=2, **{**ARGS, "seeds": (0, 1)})
     assert (out / "tune.db").is_file() and (out / "best.yaml").is_file()  # nothing lost
+
+
+def test_study_tunes_each_cell_and_records_its_recipe(tune_cache: Path, tmp_path: Path) -> None:
+    from forensight.study import run_study
+
+    out = tmp_path / "study"
+    res = run_study(tune_cache, out, regions=("mouth",), heads=("control", "attention"), family="region_tiny",
+                    seeds=(0,), train=BASE, n_bootstrap=50, progress=False, tune_trials=2, tune_seeds=(0,))
+    assert len(res.runs) == 2
+    data = json.loads((out / "study.json").read_text())
+    assert data["tune_trials"] == 2 and set(data["configs"]) == {"mouth/control", "mouth/attention"}
+    for cell in ("control", "attention"):
+        rec = data["configs"][f"mouth/{cell}"]
+        assert rec["tune"]["trials"] == 2 and (out / "tune" / f"mouth_{cell}" / "best.yaml").is_file()
+        assert rec["tune"]["value"] <= rec["tune"]["base_value"]  # never worse than the start on validation
+        # the cell's seed trained with the chosen recipe
+        from forensight.config import load_yaml
+
+        stored = load_yaml(out / "runs" / f"mouth_{cell}_s0" / "config.yaml")
+        assert stored["train"]["lr"] == pytest.approx(rec["train"]["lr"])
+    with open(out / "study_configs.csv") as f:
+        assert len(list(csv.DictReader(f))) == 2
+    # a finished run is not silently reused under another recipe
+    with pytest.raises(ValueError, match="another"):
+        run_study(tune_cache, out, regions=("mouth",), heads=("control",), family="region_tiny", seeds=(0,),
+                  train={**BASE, "lr": 0.0123}, n_bootstrap=50, progress=False)
