@@ -129,3 +129,23 @@ def test_study_tunes_each_cell_and_records_its_recipe(tune_cache: Path, tmp_path
     with pytest.raises(ValueError, match="another"):
         run_study(tune_cache, out, regions=("mouth",), heads=("control",), family="region_tiny", seeds=(0,),
                   train={**BASE, "lr": 0.0123}, n_bootstrap=50, progress=False)
+
+
+def test_compare_studies_pairs_seeds_and_videos(tune_cache: Path, tmp_path: Path) -> None:
+    from forensight.study import compare_studies, run_study
+
+    kw = {"regions": ("mouth",), "heads": ("control",), "family": "region_tiny", "n_bootstrap": 50,
+          "progress": False}
+    run_study(tune_cache, tmp_path / "a", seeds=(0,), train=BASE, **kw)
+    run_study(tune_cache, tmp_path / "b", seeds=(0,), train={**BASE, "lr": 3e-3}, **kw)
+    rows = compare_studies(tmp_path / "a", tmp_path / "b", tmp_path / "cmp", n_bootstrap=50)
+    (row,) = rows
+    assert row["seeds"] == 1 and row["diff_after_minus_before"] == pytest.approx(row["auc_after"] - row["auc_before"],
+                                                                                  abs=2e-4)
+    assert row["ci_lo"] <= row["diff_after_minus_before"] <= row["ci_hi"]
+    assert (tmp_path / "cmp" / "compare.csv").is_file()
+    # a study against itself: no difference
+    (same,) = compare_studies(tmp_path / "a", tmp_path / "a", n_bootstrap=50)
+    assert same["diff_after_minus_before"] == 0.0
+    with pytest.raises(FileNotFoundError, match="study.json"):
+        compare_studies(tmp_path / "a", tmp_path / "nothing")

@@ -200,6 +200,16 @@ def cmd_study(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study_compare(a: argparse.Namespace) -> int:
+    from forensight.study import compare_studies, format_comparison
+
+    rows = compare_studies(a.before, a.after, a.out, n_bootstrap=a.bootstrap)
+    print(format_comparison(rows))
+    if a.out:
+        print(f"wrote {a.out / 'compare.md'}, {a.out / 'compare.csv'}")
+    return 0
+
+
 def cmd_tune(a: argparse.Namespace) -> int:
     from forensight.config import load_experiment
     from forensight.tune import tune
@@ -490,6 +500,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training seeds averaged per tuning trial (default 0,1)")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_study)
+
+    s = sub.add_parser("study-compare", help="test AUC of two studies on the same cache, per cell: after - before, "
+                                              "paired over seeds and test videos")
+    s.add_argument("before", type=Path, help="study folder (e.g. the shared recipe)")
+    s.add_argument("after", type=Path, help="study folder (e.g. study --tune)")
+    s.add_argument("--out", type=Path, help="write compare.md / compare.csv here")
+    s.add_argument("--bootstrap", type=int, default=1000)
+    s.set_defaults(func=cmd_study_compare)
 
     s = sub.add_parser("tune", help="search a detector's training recipe on the validation split (Optuna)")
     s.add_argument("--cache", type=Path, required=True)

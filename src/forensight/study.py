@@ -260,6 +260,60 @@ def _check_reused(run_dir: Path, model: Any, cfg: TrainConfig) -> None:
                          "use another output folder (finished runs are reused only when they match)")
 
 
+def compare_studies(before: str | Path, after: str | Path, out_dir: str | Path | None = None,
+                    n_bootstrap: int = 1000) -> list[dict[str, Any]]:
+    """Per (region, head) cell present in both studies: test AUC after − before, paired.
+
+    The two studies must have scored the same test videos (the same cache); each cell uses the
+    seeds both ran, seed ``s`` of one paired with seed ``s`` of the other, and every video's
+    scores are paired (:func:`forensight.metrics.paired_auc_difference`: bootstrap 95 % interval
+    over test videos, permutation p-value). Written to ``out_dir/compare.csv`` / ``compare.md``
+    when ``out_dir`` is given.
+    """
+    from forensight.metrics import paired_auc_difference
+    from forensight.report import write_table
+
+    def load(d: str | Path) -> dict[tuple[str, str, int], dict[str, tuple[int, float]]]:
+        path = Path(d) / "study.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: run the study first")
+        runs = json.loads(path.read_text())["runs"]
+        return {(r["region"], r["head"], int(r["seed"])): _read_scores(Path(r["run_dir"]) / "eval" / "scores.csv")
+                for r in runs}
+
+    a, b = load(before), load(after)
+    rows = []
+    for region, head in dict.fromkeys((r, h) for r, h, _ in a):
+        seeds = sorted(s for r, h, s in a if (r, h) == (region, head) and (r, h, s) in b)
+        if not seeds:
+            continue
+        ids = sorted(a[(region, head, seeds[0])])
+        for s in seeds:
+            if sorted(a[(region, head, s)]) != ids or sorted(b[(region, head, s)]) != ids:
+                raise ValueError(f"{region}/{head} seed {s}: the two studies scored different test videos "
+                                 "(compare studies run on the same cache)")
+        y = np.array([a[(region, head, seeds[0])][v][0] for v in ids])
+        sa = np.array([[a[(region, head, s)][v][1] for v in ids] for s in seeds])
+        sb = np.array([[b[(region, head, s)][v][1] for v in ids] for s in seeds])
+        d = paired_auc_difference(y, sa, sb, n_boot=n_bootstrap, n_perm=n_bootstrap, seed=0)
+        rows.append({"region": region, "head": head, "seeds": len(seeds), "n_test": len(ids),
+                     "auc_before": round(float(np.mean(d["auc_a"])), 4),
+                     "auc_before_sd": round(float(np.std(d["auc_a"], ddof=1)) if len(seeds) > 1 else 0.0, 4),
+                     "auc_after": round(float(np.mean(d["auc_b"])), 4),
+                     "auc_after_sd": round(float(np.std(d["auc_b"], ddof=1)) if len(seeds) > 1 else 0.0, 4),
+                     "diff_after_minus_before": round(d["diff"], 4),
+                     "ci_lo": None if d["ci"][0] is None else round(d["ci"][0], 4),
+                     "ci_hi": None if d["ci"][1] is None else round(d["ci"][1], 4),
+                     "p_value": round(d["p_value"], 4)})
+    if not rows:
+        raise ValueError(f"{before} and {after} share no (region, head, seed) run")
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        write_table(rows, out / "compare.md", out / "compare.csv")
+    return rows
+
+
 def plot_study(cells: list[dict[str, Any]], path: Path) -> Path:
     """Grouped bars: test AUC per region (mean over seeds), one bar per head, ± sd as error bars,
     each seed's AUC as a dot."""
@@ -299,6 +353,18 @@ def format_cells(cells: list[dict[str, Any]]) -> str:
     for c in cells:
         lines.append(f"{c['region']:10s} {c['head']:10s} {c['test_auc']:7.3f} ±{c['test_auc_sd']:.3f} "
                      f"{c['learned']:>8s} {c['val_auc']:8.3f} {c['test_eer']:6.3f}")
+    return "\n".join(lines)
+
+
+def format_comparison(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table of :func:`compare_studies` rows for the terminal."""
+    lines = [(f"{'region':10s} {'head':10s} {'before':>14s} {'after':>14s} {'after - before':>15s} "
+             f"{'95% CI (paired)':>18s} {'p':>7s}")]
+    for r in rows:
+        ci = ("n/a" if r["ci_lo"] is None else f"{r['ci_lo']:+.3f} .. {r['ci_hi']:+.3f}")
+        lines.append(f"{r['region']:10s} {r['head']:10s} {r['auc_before']:7.3f} ±{r['auc_before_sd']:.3f} "
+                     f"{r['auc_after']:7.3f} ±{r['auc_after_sd']:.3f} {r['diff_after_minus_before']:+15.3f} "
+                     f"{ci:>18s} {r['p_value']:7.3f}")
     return "\n".join(lines)
 
 

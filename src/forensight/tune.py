@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from forensight.config import ModelConfig, TrainConfig, merge, resolve_model_config, save_yaml, to_dict
+from forensight.config import ModelConfig, TrainConfig, merge, resolve_model_config, to_dict
 from forensight.io import atomic_write_json, atomic_write_text
 
 __all__ = ["DEFAULT_SPACE", "OBJECTIVES", "Param", "TuneResult", "load_tuned", "suggest_recipe", "tune"]
