@@ -106,15 +106,15 @@ def test_tune_refuses_bad_inputs_and_another_setup(tune_cache: Path, tmp_path: P
 
 
 def test_study_tunes_each_cell_and_records_its_recipe(tune_cache: Path, tmp_path: Path) -> None:
-    from forensight.study import run_study
+    from forensight.study import compare_studies, run_study
 
     out = tmp_path / "study"
-    res = run_study(tune_cache, out, regions=("mouth",), heads=("control", "attention"), family="region_tiny",
+    res = run_study(tune_cache, out, regions=("mouth",), heads=("control",), family="region_tiny",
                     seeds=(0,), train=BASE, n_bootstrap=50, progress=False, tune_trials=2, tune_seeds=(0,))
-    assert len(res.runs) == 2
+    assert len(res.runs) == 1
     data = json.loads((out / "study.json").read_text())
-    assert data["tune_trials"] == 2 and set(data["configs"]) == {"mouth/control", "mouth/attention"}
-    for cell in ("control", "attention"):
+    assert data["tune_trials"] == 2 and set(data["configs"]) == {"mouth/control"}
+    for cell in ("control",):
         rec = data["configs"][f"mouth/{cell}"]
         assert rec["tune"]["trials"] == 2 and (out / "tune" / f"mouth_{cell}" / "best.yaml").is_file()
         assert rec["tune"]["value"] <= rec["tune"]["base_value"]  # never worse than the start on validation
@@ -124,28 +124,21 @@ def test_study_tunes_each_cell_and_records_its_recipe(tune_cache: Path, tmp_path
         stored = load_yaml(out / "runs" / f"mouth_{cell}_s0" / "config.yaml")
         assert stored["train"]["lr"] == pytest.approx(rec["train"]["lr"])
     with open(out / "study_configs.csv") as f:
-        assert len(list(csv.DictReader(f))) == 2
+        assert len(list(csv.DictReader(f))) == 1
     # a finished run is not silently reused under another recipe
     with pytest.raises(ValueError, match="another"):
         run_study(tune_cache, out, regions=("mouth",), heads=("control",), family="region_tiny", seeds=(0,),
                   train={**BASE, "lr": 0.0123}, n_bootstrap=50, progress=False)
-
-
-def test_compare_studies_pairs_seeds_and_videos(tune_cache: Path, tmp_path: Path) -> None:
-    from forensight.study import compare_studies, run_study
-
-    kw = {"regions": ("mouth",), "heads": ("control",), "family": "region_tiny", "n_bootstrap": 50,
-          "progress": False}
-    run_study(tune_cache, tmp_path / "a", seeds=(0,), train=BASE, **kw)
-    run_study(tune_cache, tmp_path / "b", seeds=(0,), train={**BASE, "lr": 3e-3}, **kw)
-    rows = compare_studies(tmp_path / "a", tmp_path / "b", tmp_path / "cmp", n_bootstrap=50)
-    (row,) = rows
-    assert row["seeds"] == 1 and row["diff_after_minus_before"] == pytest.approx(row["auc_after"] - row["auc_before"],
-                                                                                  abs=2e-4)
+    # the tuned study against the shared recipe, paired over seeds and test videos
+    run_study(tune_cache, tmp_path / "shared", regions=("mouth",), heads=("control",), family="region_tiny",
+              seeds=(0,), train=BASE, n_bootstrap=50, progress=False)
+    (row,) = compare_studies(tmp_path / "shared", out, tmp_path / "cmp", n_bootstrap=50)
+    assert (row["region"], row["head"], row["seeds"]) == ("mouth", "control", 1)
+    assert row["diff_after_minus_before"] == pytest.approx(row["auc_after"] - row["auc_before"], abs=2e-4)
     assert row["ci_lo"] <= row["diff_after_minus_before"] <= row["ci_hi"]
     assert (tmp_path / "cmp" / "compare.csv").is_file()
-    # a study against itself: no difference
-    (same,) = compare_studies(tmp_path / "a", tmp_path / "a", n_bootstrap=50)
-    assert same["diff_after_minus_before"] == 0.0
+    (same,) = compare_studies(tmp_path / "shared", tmp_path / "shared", n_bootstrap=50)
+    assert same["diff_after_minus_before"] == 0.0 and same["p_value"] == 1.0
     with pytest.raises(FileNotFoundError, match="study.json"):
-        compare_studies(tmp_path / "a", tmp_path / "nothing")
+        compare_studies(out, tmp_path / "nothing")
+
