@@ -335,7 +335,7 @@ def write_best_yaml(res: TuneResult, seeds: Sequence[int], path: Path) -> Path:
     came from). Training it with each tuning seed reproduces the best trial's value."""
     import yaml
 
-    header = (f"# forensight tune: best of {len(res.trials)} trials (#{res.best_trial}), validation "
+    header = (f"# forensight tune: best of {res.n_complete + res.n_pruned} finished trials (#{res.best_trial}), validation "
               f"{res.objective} {res.best_value:.6f} = mean over seeds {list(seeds)}.\n"
               f"# Reproduce: forensight train --cache CACHE --run-dir RUN --config {path.name} --seed S\n")
     body = {"model": res.model.to_dict(), "train": to_dict(res.train),
