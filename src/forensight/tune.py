@@ -377,6 +377,9 @@ def plot_search(rows: list[dict[str, Any]], objective: str, path: Path) -> Path:
     if pruned:
         ax.plot([r["trial"] for r in pruned], [0.0] * len(pruned), "x", color="C3", ms=4,
                 transform=ax.get_xaxis_transform(), label="pruned")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial")
     ax.set_ylabel(f"validation {objective} (mean over seeds)")
     ax.legend(fontsize=8)
