@@ -16,7 +16,7 @@ from forensight.datasets import read_dataset
 from forensight.preprocess import run_preprocess
 from forensight.synth import generate
 from forensight.train import train
-from forensight.tune import Param, load_tuned, tune
+from forensight.tune import Param, load_tuned, suggest_recipe, tune
 
 pytestmark = pytest.mark.slow
 
@@ -60,10 +60,18 @@ def test_tune_writes_its_outputs_resumes_and_its_yaml_reproduces_the_best(tune_c
     assert first.n_trained_now == 2 and len(first.trials) == 2
     assert first.trials[0]["base"]  # the starting recipe is trial 0
     before = [(r["trial"], r["value"], r["lr"]) for r in first.trials]
-    # a resumed search keeps its trials and runs only the missing ones
+    # a search killed during trial 2 leaves it RUNNING in the storage
+    import optuna
+
+    stale = optuna.load_study(study_name="tune", storage=f"sqlite:///{out / 'tune.db'}").ask()
+    stale_params = suggest_recipe(stale, SPACE)
+    # a resumed search keeps its trials, runs the interrupted one again, and only the missing ones
     res = tune(tune_cache, out, n_trials=3, **ARGS)
-    assert res.n_trained_now == 1 and len(res.trials) == 3
+    assert res.n_trained_now == 1 and len(res.trials) == 4
     assert [(r["trial"], r["value"], r["lr"]) for r in res.trials[:2]] == before
+    assert res.trials[2]["state"] == "RUNNING" and res.trials[3]["state"] == "COMPLETE"
+    assert {k: res.trials[3][k] for k in stale_params} == pytest.approx(
+        {k: round(v, 6) if isinstance(v, float) else v for k, v in stale_params.items()})
     again = tune(tune_cache, out, n_trials=3, **ARGS)
     assert again.n_trained_now == 0 and again.best_trial == res.best_trial
     for f in ("best.yaml", "trials.csv", "tune.png", "tune.json", "tune.db"):
@@ -71,7 +79,7 @@ def test_tune_writes_its_outputs_resumes_and_its_yaml_reproduces_the_best(tune_c
     assert not (out / "trials").exists()  # trial runs are removed once read
     with open(res.trials_csv) as f:
         table = list(csv.DictReader(f))
-    assert [int(r["trial"]) for r in table] == [0, 1, 2]
+    assert [int(r["trial"]) for r in table] == [0, 1, 2, 3]
     best_value = min(float(r["value"]) for r in table if r["state"] == "COMPLETE")
     assert res.best_value == pytest.approx(best_value, abs=1e-6)
     # the written YAML trains to the best trial's validation score
