@@ -190,12 +190,44 @@ def cmd_study(a: argparse.Namespace) -> int:
              "accelerator": a.accelerator, "devices": a.devices}
     res = run_study(a.cache, a.out, regions=tuple(a.regions), heads=tuple(a.heads), family=a.family,
                     seeds=tuple(a.seeds), train=train, model_overrides={"input_size": a.input_size},
-                    n_bootstrap=a.bootstrap, methods=tuple(a.methods or ()), progress=not a.quiet)
+                    n_bootstrap=a.bootstrap, methods=tuple(a.methods or ()), progress=not a.quiet,
+                    tune_trials=a.tune, tune_seeds=tuple(a.tune_seeds))
     print(format_cells(res.cells))
     if res.diffs:
         print("attention - control (paired over seeds and test videos):")
         print(format_diffs(res.diffs))
     print(f"wrote {res.table_md}, {res.table_csv}, {res.diff_csv}, {res.plot}  [{res.seconds:.0f} s]")
+    return 0
+
+
+def cmd_study_compare(a: argparse.Namespace) -> int:
+    from forensight.study import compare_studies, format_comparison
+
+    rows = compare_studies(a.before, a.after, a.out, n_bootstrap=a.bootstrap)
+    print(format_comparison(rows))
+    if a.out:
+        print(f"wrote {a.out / 'compare.md'}, {a.out / 'compare.csv'}")
+    return 0
+
+
+def cmd_tune(a: argparse.Namespace) -> int:
+    from forensight.config import load_experiment
+    from forensight.tune import tune
+
+    preset = a.preset or (None if a.config else "region_lite0_attention")
+    exp = load_experiment(a.config, model=preset,
+                          model_overrides={"input_size": a.input_size},
+                          train={"methods": tuple(a.methods) if a.methods else None})
+    res = tune(a.cache, a.out, exp.model, region=a.region, n_trials=a.trials, seeds=tuple(a.seeds),
+               sampler_seed=a.sampler_seed, objective=a.objective, train=exp.train, keep_runs=a.keep_runs,
+               progress=not a.quiet)
+    start = next((r["value"] for r in res.trials if r["base"]), None)
+    print(f"best of {len(res.trials)} trials ({res.n_complete} complete, {res.n_pruned} pruned): trial "
+          f"#{res.best_trial}, validation {res.objective} {res.best_value:.4f}"
+          + (f" (starting recipe {start:.4f})" if start is not None else ""))
+    print("  " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in res.best_params.items()))
+    print(f"wrote {res.best_yaml}, {res.trials_csv}, {res.plot}  [{res.seconds:.0f} s, "
+          f"{res.n_trained_now} runs trained now]")
     return 0
 
 
@@ -461,8 +493,40 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--accelerator")
     s.add_argument("--devices", type=lambda v: v if v == "auto" else int(v))
     s.add_argument("--bootstrap", type=int, default=1000)
+    s.add_argument("--tune", type=int, default=0, metavar="N",
+                   help="search each (region, head) cell's recipe with N trials on the validation split before "
+                        "its seeds run (forensight tune; default 0 = the shared recipe)")
+    s.add_argument("--tune-seeds", type=lambda t: [int(v) for v in _csv_list(t)], default=[0, 1],
+                   help="training seeds averaged per tuning trial (default 0,1)")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_study)
+
+    s = sub.add_parser("study-compare", help="test AUC of two studies on the same cache, per cell: after - before, "
+                                              "paired over seeds and test videos")
+    s.add_argument("before", type=Path, help="study folder (e.g. the shared recipe)")
+    s.add_argument("after", type=Path, help="study folder (e.g. study --tune)")
+    s.add_argument("--out", type=Path, help="write compare.md / compare.csv here")
+    s.add_argument("--bootstrap", type=int, default=1000)
+    s.set_defaults(func=cmd_study_compare)
+
+    s = sub.add_parser("tune", help="search a detector's training recipe on the validation split (Optuna)")
+    s.add_argument("--cache", type=Path, required=True)
+    s.add_argument("--out", type=Path, required=True, help="search folder (tune.db, best.yaml, trials.csv, tune.png); "
+                                                            "run again with more --trials to resume")
+    s.add_argument("--preset", help="model preset (default: the --config's model, else region_lite0_attention)")
+    s.add_argument("--config", type=Path, help="experiment YAML: the starting recipe (model + train sections)")
+    s.add_argument("--region", help="face region (frame, full, eyes, mouth, ...)")
+    s.add_argument("--input-size", type=int)
+    s.add_argument("--trials", type=int, default=30, help="total trials of the search (default 30)")
+    s.add_argument("--seeds", type=lambda t: [int(v) for v in _csv_list(t)], default=[0, 1],
+                   help="training seeds averaged per trial (default 0,1)")
+    s.add_argument("--objective", choices=["log_loss", "auc"], default="log_loss",
+                   help="validation figure: clip log loss (default, minimised) or video AUC (maximised)")
+    s.add_argument("--sampler-seed", type=int, default=0)
+    s.add_argument("--methods", type=_csv_list, help="only the fakes of these methods (and all reals)")
+    s.add_argument("--keep-runs", action="store_true", help="keep every trial's run directory")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_tune)
 
     s = sub.add_parser("demo", help="the whole loop on built-in synthetic data: synth, preprocess, study")
     s.add_argument("--out", type=Path, default=Path("forensight_demo"))

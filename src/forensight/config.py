@@ -449,6 +449,7 @@ class ModelConfig:
 
 
 POOLINGS = ("mean", "attention")
+FEATURE_NORMS = ("none", "layernorm")
 
 
 @register_model_config
@@ -464,6 +465,9 @@ class RegionModelConfig(ModelConfig):
         input_size: square input side in pixels.
         in_channels: 3 (RGB) or 1 (grayscale).
         dropout, hidden: classifier dropout and hidden width.
+        feature_norm: normalisation of the per-frame features before the temporal model:
+            ``"none"`` (default) or ``"layernorm"`` (a learned LayerNorm over the feature axis).
+        feature_dropout: dropout on the per-frame features before the temporal model (0 = none).
         lstm_hidden: BiLSTM units per direction.
         attn_dim: attention MLP width.
         mean, std: input normalisation (default ImageNet's for RGB).
@@ -480,6 +484,8 @@ class RegionModelConfig(ModelConfig):
     in_channels: int = 3
     dropout: float = 0.5
     hidden: int = 64
+    feature_norm: str = "none"
+    feature_dropout: float = 0.0
     lstm_hidden: int = 128
     attn_dim: int = 128
     mean: tuple[float, ...] | None = None
@@ -495,6 +501,10 @@ class RegionModelConfig(ModelConfig):
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= float(self.feature_dropout) < 1.0:
+            raise ValueError(f"feature_dropout must be in [0, 1), got {self.feature_dropout}")
+        if self.feature_norm not in FEATURE_NORMS:
+            raise ValueError(f"feature_norm must be one of {FEATURE_NORMS}, got {self.feature_norm!r}")
         gray = self.in_channels != 3
         mean = self.mean if self.mean is not None else (LIPFORENSICS_MEAN * self.in_channels if gray
                                                         else IMAGENET_MEAN)
@@ -883,7 +893,11 @@ class DemoConfig:
             videos of ``frames`` frames, split 60/20/20).
         size: crop side in pixels (the Lite0 input side).
         family, regions, heads, seeds: the study matrix.
-        epochs, patience, batch_size, lr: the training recipe (warm-up + cosine, see TrainConfig).
+        epochs, patience, batch_size, lr, weight_decay: the training recipe (warm-up + cosine, see
+            TrainConfig); feature_norm, feature_dropout: the model's recipe knobs
+            (:class:`RegionModelConfig`). The defaults are the study's default recipe: a recipe
+            found by ``forensight tune`` replaces them only when it is better on validation for
+            every region (docs/results/tuned-study.md).
         sweep_pairs, sweep_frames, sweep_fractions, sweep_seeds, sweep_shares: the sweep's data
             (one dataset, a variant per fraction, split ``sweep_shares``: with 40 pairs the test
             split holds 100 videos per condition) and seeds; ``sweep_fractions=()`` skips it.
@@ -902,6 +916,9 @@ class DemoConfig:
     patience: int = 8
     batch_size: int = 8
     lr: float = 1e-3
+    weight_decay: float = 1e-4
+    feature_norm: str = "none"
+    feature_dropout: float = 0.0
     sweep_pairs: int = 40
     sweep_frames: int = 48
     sweep_fractions: tuple[float, ...] = (1.0, 0.5, 0.25, 0.1)
@@ -912,7 +929,12 @@ class DemoConfig:
 
     def train(self) -> dict[str, Any]:
         """The training overrides shared by every demo run."""
-        return {"max_epochs": self.epochs, "patience": self.patience, "batch_size": self.batch_size, "lr": self.lr}
+        return {"max_epochs": self.epochs, "patience": self.patience, "batch_size": self.batch_size, "lr": self.lr,
+                "weight_decay": self.weight_decay}
+
+    def model_overrides(self) -> dict[str, Any]:
+        """The model overrides shared by every demo run (input side and the recipe's model knobs)."""
+        return {"input_size": self.size, "feature_norm": self.feature_norm, "feature_dropout": self.feature_dropout}
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def run_demo(out: str | Path = "forensight_demo", cfg: DemoConfig | None = None,
          f"{len(cfg.seeds)} seeds ({cfg.family}, frozen ImageNet features) -> {study_dir}")
     t = time.perf_counter()
     res = run_study(cache_dir, study_dir, regions=cfg.regions, heads=cfg.heads, family=cfg.family, seeds=cfg.seeds,
-                    train=cfg.train(), model_overrides={"input_size": cfg.size}, progress=progress)
+                    train=cfg.train(), model_overrides=cfg.model_overrides(), progress=progress)
     timed("study", t)
     result.update(table=format_cells(res.cells), diffs=format_diffs(res.diffs), table_md=str(res.table_md),
                   plot=str(res.plot), seconds_per_run=round(res.seconds_per_run, 1))
@@ -87,7 +87,7 @@ def run_demo(out: str | Path = "forensight_demo", cfg: DemoConfig | None = None,
         timed("sweep_data", t)
         t = time.perf_counter()
         sw = run_sweep(scache, sout, conds, family=cfg.family, seeds=cfg.sweep_seeds, train=cfg.train(),
-                       model_overrides={"input_size": cfg.size}, progress=progress)
+                       model_overrides=cfg.model_overrides(), progress=progress)
         timed("sweep", t)
         result.update(sweep=format_sweep(sw.rows), sweep_csv=str(sw.csv), sweep_plot=str(sw.plot))
         _say(result["sweep"])

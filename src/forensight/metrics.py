@@ -634,6 +634,17 @@ def apply_temperature(logits: Sequence[float] | np.ndarray | float, temperature:
     return sigmoid(np.asarray(logits, dtype=np.float64) / t)
 
 
+def log_loss(y: Sequence[int] | np.ndarray, logits: Sequence[float] | np.ndarray) -> float:
+    """Mean binary cross-entropy (nats) of labels ``y (N,)`` under ``sigmoid(logits (N,))``."""
+    y_arr = np.asarray(y).reshape(-1)
+    z = np.asarray(logits, dtype=np.float64).reshape(-1)
+    if y_arr.shape != z.shape or y_arr.size == 0:
+        raise ValueError(f"log_loss needs equal, non-empty y and logits, got {y_arr.shape} and {z.shape}")
+    if not np.isin(y_arr, (0, 1)).all():
+        raise ValueError("log_loss labels must be 0 or 1")
+    return _nll(y_arr, z, 1.0)
+
+
 def _nll(y: np.ndarray, z: np.ndarray, t: float) -> float:
     """Mean negative log-likelihood of labels ``y`` under ``sigmoid(z / t)``."""
     sign = np.where(y == 1, -1.0, 1.0)

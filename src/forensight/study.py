@@ -108,7 +108,8 @@ def run_study(cache_root: str | Path, out_dir: str | Path, regions: tuple[str, .
               heads: tuple[str, ...] = HEADS, family: str = "region_lite0", seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
               train: TrainConfig | Mapping[str, Any] | None = None, model_overrides: Mapping[str, Any] | None = None,
               n_bootstrap: int = 1000, learned_at: float = 0.9, methods: Sequence[str] = (),
-              progress: bool = True, label: str = "study") -> StudyResult:
+              progress: bool = True, label: str = "study", tune_trials: int = 0,
+              tune_seeds: tuple[int, ...] = (0, 1), tune_objective: str = "log_loss") -> StudyResult:
     """Train and evaluate every (region, head, seed) run; write the tables, differences and plots.
 
     ``family`` picks the presets ``{family}_control`` / ``{family}_attention`` (``region_lite0``:
@@ -117,6 +118,16 @@ def run_study(cache_root: str | Path, out_dir: str | Path, regions: tuple[str, .
     run. ``train`` is the training config (or field overrides) shared by every run; the seed is set
     per run. ``methods`` restricts the fakes (e.g. one sweep variant). Configs are layered with
     :func:`forensight.config.merge`, as the CLI does.
+
+    ``tune_trials`` > 0: before its seeds run, each (region, head) cell searches its recipe with
+    :func:`forensight.tune.tune` (that many trials, objective ``tune_objective`` on the VALIDATION
+    split averaged over ``tune_seeds``, starting from the shared recipe, in
+    ``out_dir/tune/<region>_<head>``); the cell's seeds then train with the recipe it found. The
+    chosen recipe per cell is recorded in ``study.json`` (``configs``) and ``study_configs.csv``.
+    Every cell gets the same search budget, so the comparison between regions stays fair.
+
+    A finished run is reused only when its stored model and train configs are the ones this call
+    would train; otherwise the call stops with an error (choose another ``out_dir``).
     """
     from tqdm.auto import tqdm
 
@@ -135,8 +146,13 @@ def run_study(cache_root: str | Path, out_dir: str | Path, regions: tuple[str, .
         if h not in HEADS:
             raise ValueError(f"heads must be among {list(HEADS)}, got {h!r}")
     base_train = merge(TrainConfig, train, {"methods": tuple(methods)} if methods else None)
+    if tune_trials < 0:
+        raise ValueError(f"tune_trials must be >= 0, got {tune_trials}")
     runs: list[dict[str, Any]] = []
     scores: dict[str, dict[str, tuple[int, float]]] = {}
+    recipes = {(r, h): _cell_recipe(cache_root, out, family, r, h, base_train, model_overrides, tune_trials,
+                                    tune_seeds, tune_objective, progress)
+               for r in regions for h in heads}
     cells = [(r, h, s) for r in regions for h in heads for s in seeds]
     bar = tqdm(cells, desc=label, unit="run", disable=not progress, dynamic_ncols=True)
     trained = 0
@@ -146,9 +162,11 @@ def run_study(cache_root: str | Path, out_dir: str | Path, regions: tuple[str, .
         bar.set_postfix_str(name, refresh=True)
         run_dir = out / "runs" / name
         eval_dir = run_dir / "eval"
-        model = resolve_model_config(f"{family}_{head}", None, {**(model_overrides or {}), "region": region})
-        cfg = merge(TrainConfig, base_train, {"seed": seed})
-        if not (run_dir / "model.pt").is_file():
+        model, cell_train = recipes[(region, head)]["model"], recipes[(region, head)]["train"]
+        cfg = merge(TrainConfig, cell_train, {"seed": seed})
+        if (run_dir / "model.pt").is_file():
+            _check_reused(run_dir, model, cfg)
+        else:
             if run_dir.exists():  # an interrupted run: start it again cleanly
                 shutil.rmtree(run_dir)
             t1 = time.perf_counter()
@@ -176,6 +194,8 @@ def run_study(cache_root: str | Path, out_dir: str | Path, regions: tuple[str, .
     write_table(res.cells, res.table_md, res.table_csv)
     write_table(res.diffs, out / "study_diff.md", res.diff_csv)
     write_table(runs, out / "study_runs.md", out / "study_runs.csv")
+    configs = [_recipe_row(r, h, rec) for (r, h), rec in recipes.items()]
+    write_table(configs, out / "study_configs.md", out / "study_configs.csv")
     res.plot = plot_study(res.cells, out / "study_auc.png")
     first = {(r["region"], r["head"]): r["name"] for r in reversed(runs)}  # one run per cell: its first seed
     curves = {f"{reg}/{head} s{seeds[0]}": (np.array([lab for lab, _ in scores[n].values()]),
@@ -186,10 +206,114 @@ def run_study(cache_root: str | Path, out_dir: str | Path, regions: tuple[str, .
     res.seconds_per_run = t_train / trained if trained else 0.0
     write_json({"cells": res.cells, "diffs": res.diffs, "runs": runs, "family": family, "seeds": list(seeds),
                 "train": to_dict(base_train), "model_overrides": dict(model_overrides or {}),
+                "tune_trials": tune_trials, "tune_seeds": list(tune_seeds) if tune_trials else [],
+                "configs": {f"{r}/{h}": {"model": rec["model"].to_dict(), "train": to_dict(rec["train"]),
+                                         "tune": rec["tune"]} for (r, h), rec in recipes.items()},
                 "cache": str(Path(cache_root).resolve()), "preprocess_hash": cache.config.hash,
                 "seconds": res.seconds, "runs_trained": trained, "train_seconds_per_run": res.seconds_per_run},
                out / "study.json")
     return res
+
+
+def _cell_recipe(cache_root: str | Path, out: Path, family: str, region: str, head: str, base_train: TrainConfig,
+                 model_overrides: Mapping[str, Any] | None, tune_trials: int, tune_seeds: tuple[int, ...],
+                 objective: str, progress: bool) -> dict[str, Any]:
+    """The model + train configs one (region, head) cell trains with: the shared recipe, or the
+    best recipe of a validation-split search of ``tune_trials`` trials."""
+    model = resolve_model_config(f"{family}_{head}", None, {**(model_overrides or {}), "region": region})
+    if tune_trials == 0:
+        return {"model": model, "train": base_train, "tune": None}
+    from forensight.tune import tune
+
+    res = tune(cache_root, out / "tune" / f"{region}_{head}", model, n_trials=tune_trials, seeds=tune_seeds,
+               objective=objective, train=base_train, progress=progress, label=f"tune {region}/{head}")
+    return {"model": res.model, "train": res.train,
+            "tune": {"trials": len(res.trials), "best_trial": res.best_trial, "objective": objective,
+                     "value": res.best_value, "base_value": next((r["value"] for r in res.trials if r["base"]), None),
+                     "params": res.best_params, "yaml": str(res.best_yaml)}}
+
+
+def _recipe_row(region: str, head: str, rec: dict[str, Any]) -> dict[str, Any]:
+    """One row of ``study_configs``: the recipe a cell trained with (and its search, if tuned)."""
+    m, t, tn = rec["model"], rec["train"], rec["tune"] or {}
+    row = {"region": region, "head": head, "tuned": bool(tn), "feature_norm": getattr(m, "feature_norm", ""),
+           "feature_dropout": getattr(m, "feature_dropout", ""), "dropout": getattr(m, "dropout", ""),
+           "lstm_hidden": getattr(m, "lstm_hidden", ""), "lr": t.lr, "weight_decay": t.weight_decay,
+           "batch_size": t.batch_size, "max_epochs": t.max_epochs, "patience": t.patience, "schedule": t.schedule}
+    if tn:
+        row.update({"tune_trials": tn["trials"], "best_trial": tn["best_trial"],
+                    f"val_{tn['objective']}_start": tn["base_value"], f"val_{tn['objective']}_best": tn["value"]})
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}
+
+
+def _check_reused(run_dir: Path, model: Any, cfg: TrainConfig) -> None:
+    """A finished run is reused only if it was trained with this model and train config."""
+    from forensight.config import load_yaml, model_config_from_dict
+
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return
+    stored = load_yaml(path)
+    same_model = model_config_from_dict(stored.get("model", {})) == model
+    same_train = merge(TrainConfig, stored.get("train", {})) == cfg
+    if not (same_model and same_train):
+        what = " and ".join(w for w, ok in (("model", same_model), ("train", same_train)) if not ok)
+        raise ValueError(f"{run_dir} was trained with another {what} config than this study asks for; "
+                         "use another output folder (finished runs are reused only when they match)")
+
+
+def compare_studies(before: str | Path, after: str | Path, out_dir: str | Path | None = None,
+                    n_bootstrap: int = 1000) -> list[dict[str, Any]]:
+    """Per (region, head) cell present in both studies: test AUC after − before, paired.
+
+    The two studies must have scored the same test videos (the same cache); each cell uses the
+    seeds both ran, seed ``s`` of one paired with seed ``s`` of the other, and every video's
+    scores are paired (:func:`forensight.metrics.paired_auc_difference`: bootstrap 95 % interval
+    over test videos, permutation p-value). Written to ``out_dir/compare.csv`` / ``compare.md``
+    when ``out_dir`` is given.
+    """
+    from forensight.metrics import paired_auc_difference
+    from forensight.report import write_table
+
+    def load(d: str | Path) -> dict[tuple[str, str, int], dict[str, tuple[int, float]]]:
+        path = Path(d) / "study.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: run the study first")
+        runs = json.loads(path.read_text())["runs"]
+        return {(r["region"], r["head"], int(r["seed"])): _read_scores(Path(r["run_dir"]) / "eval" / "scores.csv")
+                for r in runs}
+
+    a, b = load(before), load(after)
+    rows = []
+    for region, head in dict.fromkeys((r, h) for r, h, _ in a):
+        seeds = sorted(s for r, h, s in a if (r, h) == (region, head) and (r, h, s) in b)
+        if not seeds:
+            continue
+        ids = sorted(a[(region, head, seeds[0])])
+        for s in seeds:
+            if sorted(a[(region, head, s)]) != ids or sorted(b[(region, head, s)]) != ids:
+                raise ValueError(f"{region}/{head} seed {s}: the two studies scored different test videos "
+                                 "(compare studies run on the same cache)")
+        y = np.array([a[(region, head, seeds[0])][v][0] for v in ids])
+        sa = np.array([[a[(region, head, s)][v][1] for v in ids] for s in seeds])
+        sb = np.array([[b[(region, head, s)][v][1] for v in ids] for s in seeds])
+        d = paired_auc_difference(y, sa, sb, n_boot=n_bootstrap, n_perm=n_bootstrap, seed=0)
+        rows.append({"region": region, "head": head, "seeds": len(seeds), "n_test": len(ids),
+                     "auc_before": round(float(np.mean(d["auc_a"])), 4),
+                     "auc_before_sd": round(float(np.std(d["auc_a"], ddof=1)) if len(seeds) > 1 else 0.0, 4),
+                     "auc_after": round(float(np.mean(d["auc_b"])), 4),
+                     "auc_after_sd": round(float(np.std(d["auc_b"], ddof=1)) if len(seeds) > 1 else 0.0, 4),
+                     "diff_after_minus_before": round(d["diff"], 4),
+                     "ci_lo": None if d["ci"][0] is None else round(d["ci"][0], 4),
+                     "ci_hi": None if d["ci"][1] is None else round(d["ci"][1], 4),
+                     "p_value": round(d["p_value"], 4)})
+    if not rows:
+        raise ValueError(f"{before} and {after} share no (region, head, seed) run")
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        write_table(rows, out / "compare.md", out / "compare.csv")
+    return rows
 
 
 def plot_study(cells: list[dict[str, Any]], path: Path) -> Path:
@@ -233,6 +357,18 @@ def format_cells(cells: list[dict[str, Any]]) -> str:
     for c in cells:
         lines.append(f"{c['region']:10s} {c['head']:10s} {c['test_auc']:7.3f} ±{c['test_auc_sd']:.3f} "
                      f"{c['learned']:>8s} {c['val_auc']:8.3f} {c['test_eer']:6.3f}")
+    return "\n".join(lines)
+
+
+def format_comparison(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table of :func:`compare_studies` rows for the terminal."""
+    lines = [(f"{'region':10s} {'head':10s} {'before':>14s} {'after':>14s} {'after - before':>15s} "
+             f"{'95% CI (paired)':>18s} {'p':>7s}")]
+    for r in rows:
+        ci = ("n/a" if r["ci_lo"] is None else f"{r['ci_lo']:+.3f} .. {r['ci_hi']:+.3f}")
+        lines.append(f"{r['region']:10s} {r['head']:10s} {r['auc_before']:7.3f} ±{r['auc_before_sd']:.3f} "
+                     f"{r['auc_after']:7.3f} ±{r['auc_after_sd']:.3f} {r['diff_after_minus_before']:+15.3f} "
+                     f"{ci:>18s} {r['p_value']:7.3f}")
     return "\n".join(lines)
 
 

@@ -286,7 +286,7 @@ def export_run(run_dir: str | Path, module: DetectorModule, cache: Cache, cfg: T
     file, so ``evaluate`` scores from the same features by default. ``trained_on``: the model card
     (:meth:`ClipDataModule.model_card`), stored as ``trained_on``.
     """
-    from forensight.metrics import choose_threshold, compute_all
+    from forensight.metrics import choose_threshold, compute_all, log_loss
 
     run_dir = Path(run_dir)
     extra = {"features": features.key} if features is not None else {}
@@ -304,6 +304,8 @@ def export_run(run_dir: str | Path, module: DetectorModule, cache: Cache, cfg: T
     threshold = choose_threshold(y, s, rule="eer") if two else 0.0
     val_metrics = (compute_all(y, s, threshold=threshold, clip_y=np.asarray(preds.labels),
                                clip_s=np.asarray(preds.logits)) if two else {"note": "validation split has one class"})
+    if len(preds.labels):  # the tuning objective (forensight.tune): clip-level BCE, unweighted
+        val_metrics["log_loss"] = log_loss(np.asarray(preds.labels), np.asarray(preds.logits))
     val_metrics.update({"best_epoch": best_epoch, "epochs_run": epochs_run, "device": str(dev),
                         "scored_from": "frozen-encoder features" if features is not None else "crops",
                         "threshold_rule": "eer on validation video scores (scoring path, from model.pt)",

@@ -6,7 +6,9 @@ protocol every Forensight model follows (:mod:`forensight.models.protocol`). Wha
 ``model.input_spec`` (:class:`forensight.config.InputSpec`).
 
 The Control and Attention variants differ only in the pooling module; both use the same
-classifier ``Linear(D, 64) -> ReLU -> Dropout(0.5) -> Linear(64, 1)``.
+classifier ``Linear(D, 64) -> ReLU -> Dropout(0.5) -> Linear(64, 1)``. Optionally the per-frame
+features are normalised (LayerNorm) and dropped out before the temporal model (the recipe knobs
+``feature_norm`` / ``feature_dropout``; off by default).
 """
 
 from __future__ import annotations
@@ -20,7 +22,16 @@ from forensight.config import InputSpec
 from forensight.models.outputs import DetectorOutput
 from forensight.models.temporal import lengths_to_mask
 
-__all__ = ["Detector", "make_classifier"]
+__all__ = ["Detector", "make_classifier", "make_feature_norm"]
+
+
+def make_feature_norm(kind: str, dim: int) -> nn.Module:
+    """``"none"`` -> identity; ``"layernorm"`` -> ``LayerNorm(dim)`` over the last axis of ``(B, T, dim)``."""
+    if kind == "none":
+        return nn.Identity()
+    if kind == "layernorm":
+        return nn.LayerNorm(dim)
+    raise ValueError(f"feature_norm must be 'none' or 'layernorm', got {kind!r}")
 
 
 def make_classifier(in_dim: int, hidden: int = 64, dropout: float = 0.5) -> nn.Sequential:
@@ -39,6 +50,9 @@ class Detector(nn.Module):
         pooling: module ``(h (B, T, D), mask (B, T)) -> (pooled (B, D), weights (B, T))``.
         input_spec: what the model reads (region, side, channels, normalisation).
         hidden, dropout: classifier width and dropout.
+        feature_norm: ``"none"`` or ``"layernorm"``: normalise each frame's encoder features (over
+            the feature axis) before the temporal model.
+        feature_dropout: dropout on the frame features before the temporal model (0 = none).
         channels_last: run the encoder on channels-last tensors (faster convs on GPU).
         encoder_chunk: encode at most this many frames per encoder call (0 = all at once);
             bounds activation memory for long clips at inference.
@@ -53,11 +67,15 @@ class Detector(nn.Module):
         input_spec: InputSpec,
         hidden: int = 64,
         dropout: float = 0.5,
+        feature_norm: str = "none",
+        feature_dropout: float = 0.0,
         channels_last: bool = False,
         encoder_chunk: int = 0,
     ) -> None:
         super().__init__()
         self.encoder = encoder
+        self.feature_norm = make_feature_norm(feature_norm, int(encoder.out_dim))
+        self.feature_dropout = nn.Dropout(feature_dropout) if feature_dropout > 0 else nn.Identity()
         self.temporal = temporal
         self.pooling = pooling
         self.classifier = make_classifier(int(temporal.out_dim), hidden, dropout)
@@ -116,6 +134,9 @@ class Detector(nn.Module):
         """
         lengths_t = mask.sum(dim=1)
         full = bool(mask.all())
+        feats = self.feature_dropout(self.feature_norm(feats))
+        if not full:  # padded steps stay exactly 0 (a LayerNorm would give them its bias)
+            feats = feats * mask.unsqueeze(-1).to(feats.dtype)
         h = self.temporal(feats, None if full else lengths_t)
         pooled, weights = self.pooling(h, mask)
         logits = self.classifier(pooled).squeeze(-1)

@@ -149,7 +149,8 @@ def _build_region(cfg: RegionModelConfig, pretrained: bool) -> nn.Module:
     temporal = build_temporal(cfg.temporal, encoder.out_dim, cfg.lstm_hidden)
     pooling = build_pooling(cfg.pooling, temporal.out_dim, cfg.attn_dim)
     return Detector(encoder, temporal, pooling, input_spec=cfg.input_spec(), hidden=cfg.hidden,
-                    dropout=cfg.dropout, channels_last=cfg.channels_last)
+                    dropout=cfg.dropout, feature_norm=cfg.feature_norm, feature_dropout=cfg.feature_dropout,
+                    channels_last=cfg.channels_last)
 
 
 def _build_lipforensics(cfg: LipForensicsModelConfig, pretrained: bool) -> nn.Module:
