@@ -1,6 +1,6 @@
 PY ?= python3
 
-.PHONY: install test demo bench lint
+.PHONY: install test demo bench bench-report lint
 
 install:
 	$(PY) -m pip install -q -e ".[test]"
@@ -15,7 +15,12 @@ demo: install
 lint:
 	ruff check src tests benchmarks
 
+# Runs the benchmarks that write benchmarks/results/*.json, then regenerates the performance table
+# of docs/performance.md from that JSON (tests/test_performance_doc.py checks they agree).
 bench:
 	$(PY) benchmarks/preprocess.py
-	$(PY) benchmarks/lipforensics_speed.py
-	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/detect_latency.py
+	$(PY) benchmarks/report.py
+
+bench-report:
+	$(PY) benchmarks/report.py

@@ -3,7 +3,9 @@
 A thin layer over the one scoring path, so a video scores what ``evaluate`` measured for it:
 
 1. the preprocessing config stored in the model file (never a default) samples frames, tracks
-   the face and cuts the model's region (:func:`forensight.preprocess.process_video`);
+   the faces (a track is a person only if it is face-like, :mod:`forensight.faces.faceness`; the
+   others are listed in ``skipped`` as "not a face: ...") and cuts the model's region only
+   (:func:`forensight.preprocess.process_video`);
 2. :func:`forensight.planning.plan_clips` chooses the clips (the observed-face span; one clip
    for region models, ``clip_len``-frame clips for LipForensics) and says what it left out;
 3. :func:`forensight.scoring.forward_batch` scores them (the model file's scoring model, the
@@ -156,7 +158,8 @@ class ForensightDetector:
                 if progress is not None:
                     progress("decoding", None)
                 pv = process_video(record, self.preprocess, people=self._people(), min_frames=self.cfg.min_frames,
-                                   progress=None if progress is None else (lambda f: progress("faces", f)))
+                                   progress=None if progress is None else (lambda f: progress("faces", f)),
+                                   regions=(self.spec.region,))
             except PreprocessError as e:
                 still = still_image_error(path) if e.reason == "too_short" else None
                 raise (still or e) from None
@@ -208,7 +211,8 @@ class ForensightDetector:
             sampled = SampledFrames(indices=idx, timestamps=idx.astype(np.float64) / float(fps),
                                     frames=arr[idx])
             t1 = time.perf_counter()
-            people, rejected = process_frames(sampled, self.preprocess, people=self._people())
+            people, rejected = process_frames(sampled, self.preprocess, people=self._people(),
+                                              regions=(self.spec.region,))
             timings["preprocess"] = time.perf_counter() - t1
         except PreprocessError as e:
             return self._failed(base, e.reason, e.message, t0)

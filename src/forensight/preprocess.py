@@ -224,9 +224,22 @@ def _tracks(dets: list[Any], nums: list[int], cfg: PreprocessConfig, people: flo
     return out, rejected
 
 
+def _only(cfg: PreprocessConfig, regions: Sequence[str] | None) -> PreprocessConfig:
+    """``cfg`` cutting only ``regions`` (a subset of ``cfg.regions``, kept in its order); None = all."""
+    if regions is None:
+        return cfg
+    unknown = sorted(set(regions) - set(cfg.regions))
+    if unknown or not regions:
+        raise ValueError(f"regions {list(regions)} must be a non-empty subset of the config's {list(cfg.regions)}")
+    import dataclasses
+
+    return dataclasses.replace(cfg, regions=tuple(r for r in cfg.regions if r in regions))
+
+
 def process_video(record: VideoRecord, cfg: PreprocessConfig, buffer_mb: float = 768.0,
                   threads: int = 0, overlap: bool = True, people: float | None = None,
-                  min_frames: int = 0, progress: Callable[[float], None] | None = None) -> ProcessedVideo:
+                  min_frames: int = 0, progress: Callable[[float], None] | None = None,
+                  regions: Sequence[str] | None = None) -> ProcessedVideo:
     """Preprocess one video (see the module docstring); raises ``PreprocessError`` on bad input.
 
     One decode, bounded memory. The sampled frames are decoded exactly once, in one forward
@@ -252,7 +265,10 @@ def process_video(record: VideoRecord, cfg: PreprocessConfig, buffer_mb: float =
     sampling's ``num_frames`` is sampled whole if it has at least that many frames
     (``video.sample_indices``); 0 = refused as "too_short" (datasets). ``progress(fraction)`` is
     called after each sampled frame's detection (fraction of the sampled frames done).
+    ``regions``: cut only these of ``cfg.regions`` (``detect`` needs only its model's region);
+    each is cut exactly as with all of them. None = all.
     """
+    cut = _only(cfg, regions)
     timings: dict[str, float] = {}
     timer = _Timer(timings)
     t0 = time.perf_counter()
@@ -277,13 +293,13 @@ def process_video(record: VideoRecord, cfg: PreprocessConfig, buffer_mb: float =
         held = {"in_memory": store.num_in_memory, "spilled": store.num_spilled}
 
         t = time.perf_counter()
-        tracks, rejected = _tracks(dets, nums, cfg, people)
+        tracks, rejected = _tracks(dets, nums, cut, people)
         timer.add("track", t)
-        regions = _crop_all(store.drain(), tracks, cfg, timer)
+        crops = _crop_all(store.drain(), tracks, cut, timer)
     return ProcessedVideo(record=record, index=idx, frames_idx=np.asarray(nums, np.int64),
-                          timestamps=np.asarray(times, np.float64), track=tracks[0][0], regions=regions[0],
+                          timestamps=np.asarray(times, np.float64), track=tracks[0][0], regions=crops[0],
                           timings=timings, warnings=warnings, frame_store=held,
-                          others=[(tr, rg) for (tr, _), rg in zip(tracks[1:], regions[1:])], rejected=rejected)
+                          others=[(tr, rg) for (tr, _), rg in zip(tracks[1:], crops[1:])], rejected=rejected)
 
 
 def _process_mouth_crops(record: VideoRecord, cfg: PreprocessConfig, idx: VideoIndex, wanted: np.ndarray,
@@ -313,11 +329,14 @@ def _process_mouth_crops(record: VideoRecord, cfg: PreprocessConfig, idx: VideoI
                           timings=timer.timings)
 
 
-def process_frames(frames: SampledFrames, cfg: PreprocessConfig, people: float | None = None
+def process_frames(frames: SampledFrames, cfg: PreprocessConfig, people: float | None = None,
+                   regions: Sequence[str] | None = None
                    ) -> tuple[list[tuple[FaceTrack, dict[str, np.ndarray]]], list[tuple[FaceTrack, FaceVerdict]]]:
     """Preprocess frames already in memory (uint8 (T,H,W,3) RGB): ``(face track, region crops)``
-    of the subject, then of the other people (``people`` as in :func:`process_video`), and the
-    rejected non-face tracks with their verdicts (``ProcessedVideo.rejected``)."""
+    of the subject, then of the other people (``people`` and ``regions`` as in
+    :func:`process_video`), and the rejected non-face tracks with their verdicts
+    (``ProcessedVideo.rejected``)."""
+    cfg = _only(cfg, regions)
     timer = _Timer({})
     items = zip(frames.indices.tolist(), frames.timestamps.tolist(), frames.frames)
     nums, _, dets = _detect_pass(items, cfg, None, timer)
