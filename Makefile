@@ -20,6 +20,7 @@ lint:
 bench:
 	$(PY) benchmarks/preprocess.py
 	$(PY) benchmarks/detect_latency.py
+	$(PY) benchmarks/lipforensics_speed.py
 	$(PY) benchmarks/report.py
 
 bench-report:

@@ -20,7 +20,7 @@ from forensight.preprocess import process_frames
 from forensight.records import FaceTrack, PreprocessError, SampledFrames
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from preprocess import talking_head_frames  # noqa: E402  (the benchmark video's frames)
+from preprocess import talking_head_frames
 
 PP = PreprocessConfig(num_frames=8, regions=("full",), size=64)
 

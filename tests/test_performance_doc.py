@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-import report  # noqa: E402  (benchmarks/report.py)
+import report
 
 
 def test_docs_performance_table_matches_the_json() -> None:

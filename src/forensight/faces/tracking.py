@@ -13,7 +13,8 @@ detection; carried into ``FaceTrack.skin``, given for every frame or none).
 2. **Subject.** The track with the largest sum over frames of its box area (i.e. large *and*
    present in many frames) is the subject (:func:`build_track`: datasets keep one person per
    video); the other tracks are counted in ``FaceTrack.num_other_tracks``. :func:`build_tracks`
-   returns every person's track in that order (``detect`` scores each).
+   returns every person's track in that order (``detect`` scores each). Preprocessing then keeps
+   only face-like tracks (``faces.faceness.check_track``): its subject is the first face-like one.
 3. **Gaps.** Frames where the subject was not observed get boxes and landmarks linearly
    interpolated between the observed neighbours (the nearest observed value is held before the
    first / after the last observation); ``observed`` is False and the score 0 there.
