@@ -9,7 +9,8 @@ false "face" on the flag is rejected by ``faces.faceness``). Weights are random/
 speed does not depend on their values. Writes ``benchmarks/results/detect_latency.json``
 (``--json``; ``benchmarks/report.py`` makes the performance table from it).
 
-    python benchmarks/detect_latency.py [--device cuda] [--repeats 2] [--json PATH | --no-json]
+    python benchmarks/detect_latency.py [--device cuda] [--repeats 2] [--presets region_b1_attention]
+                                        [--json PATH | --no-json]
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--presets", default="lipforensics_attention,region_b1_attention",
+                    help="comma-separated model presets to time (default both)")
     ap.add_argument("--json", type=Path, help="results file (default benchmarks/results/detect_latency.json)")
     ap.add_argument("--no-json", action="store_true", help="print only")
     a = ap.parse_args()
@@ -58,7 +61,13 @@ def main() -> None:
           f"video {video.name}: {dur:.1f} s 1280x720 30 fps")
     setups = [("lipforensics_attention", PREPROCESS_PRESETS["lips"], 0.40),
               ("region_b1_attention", PreprocessConfig(), 0.15)]
+    wanted = [p.strip() for p in a.presets.split(",") if p.strip()]
+    unknown = sorted(set(wanted) - {p for p, _, _ in setups})
+    if unknown:
+        raise SystemExit(f"--presets: unknown {unknown}; choose from {[p for p, _, _ in setups]}")
     for preset, pp, target in setups:
+        if preset not in wanted:
+            continue
         det = load_detector(model_file(work / f"{preset}.pt", preset, pp), device=a.device)
         det.predict(video)  # warm-up (first call builds detectors, allocators)
         best = None
