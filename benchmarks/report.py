@@ -4,7 +4,8 @@ The table sits between the markers :data:`START` and :data:`END`; everything els
 hand-written. Each row is one figure of one results file (``benchmarks/benchjson.py``) with the
 date, commit and load average of the run that measured it. A figure that the latest measured
 commit did not re-measure (carried over from older documentation, or measured at an older commit)
-is marked "not re-measured" with its own date and commit, so an old figure never looks current.
+is marked "not re-measured" with its own date and commit, so an old figure never looks current; a
+figure measured while the load average exceeded the machine's cores is marked "busy machine".
 
     python benchmarks/report.py            # rewrite the table in docs/performance.md
     python benchmarks/report.py --check    # exit 1 if the page's table is not the JSON's
@@ -47,13 +48,8 @@ def load_results(folder: Path = RESULTS) -> list[dict[str, Any]]:
 
 
 def _value(v: float) -> str:
-    if v == int(v) and abs(v) >= 10:
-        return f"{int(v)}"
-    if abs(v) >= 100:
-        return f"{v:.0f}"
-    if abs(v) >= 10:
-        return f"{v:.1f}"
-    return f"{v:.2f}"
+    """Three significant digits (whole numbers from 100)."""
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
 def _cell(text: str) -> str:
@@ -73,7 +69,10 @@ def render(results: list[dict[str, Any]]) -> str:
     for doc in results:
         commit = doc["commit"] + ("+changes" if doc.get("dirty") else "")
         load = doc.get("load", {}).get("before")
+        cores = doc.get("machine", {}).get("cores") or 0
         when = f"{doc['date'][:10]}, `{commit}`" + (f", load {load[0]:.1f}" if load else "")
+        if load and cores and load[0] > cores:  # more runnable work than cores: the figure is inflated
+            when += f" (**busy machine**: load above its {cores} cores)"
         current = latest is not None and not doc.get("carried") and doc["commit"] == latest["commit"]
         if doc.get("carried"):
             when = f"**not re-measured** (carried from {doc.get('source', 'older documentation')}): {when}"

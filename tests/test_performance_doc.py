@@ -38,7 +38,7 @@ def test_a_changed_figure_fails_the_check_and_the_report_fixes_it(tmp_path: Path
     assert report.main([*args, "--check"]) == 1
     assert report.main(args) == 0 and report.main([*args, "--check"]) == 0
     text = page.read_text()
-    assert "**0.21** x" in text and text.startswith("# Performance\n\nintro") and text.endswith("hand-written text\n")
+    assert "**0.21** x" in text and "0.21" in text and text.startswith("# Performance\n\nintro") and text.endswith("hand-written text\n")
     (res / "a.json").write_text(json.dumps(_doc("a", "abc", "2026-12-07T10:00:00Z", 0.25)))
     assert report.main([*args, "--check"]) == 1  # the JSON moved on: the page no longer matches
 
@@ -51,6 +51,10 @@ def test_figures_not_measured_at_the_latest_commit_are_marked_with_date_and_comm
     assert "not re-measured" not in rows["`new`"] and "c2" in rows["`new`"]
     assert "**not re-measured** since 2026-12-02, `c1`" in rows["`old`"]
     assert "**not re-measured** (carried from README): 2026-12-01, `c0`" in rows["`readme`"]
+    assert "busy machine" not in block
+    busy = _doc("busy", "c2", "2026-12-07T11:00:00Z", 4.38) | {"load": {"before": [15.3, 18, 25]},
+                                                               "machine": {"cores": 2}}
+    assert "**busy machine**: load above its 2 cores" in report.render([busy])
 
 
 def test_malformed_results_are_named(tmp_path: Path) -> None:
