@@ -1,6 +1,6 @@
 PY ?= python3
 
-.PHONY: install test demo bench lint fuzz docs docs-serve
+.PHONY: install test demo bench bench-report lint fuzz docs docs-serve
 
 install:
 	$(PY) -m pip install -q -e ".[test]"
@@ -24,10 +24,16 @@ demo: install
 lint:
 	ruff check src tests benchmarks
 
+# Runs the benchmarks that write benchmarks/results/*.json, then regenerates the performance table
+# of docs/performance.md from that JSON (tests/test_performance_doc.py checks they agree).
 bench:
 	$(PY) benchmarks/preprocess.py
+	$(PY) benchmarks/detect_latency.py
 	$(PY) benchmarks/lipforensics_speed.py
-	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/report.py
+
+bench-report:
+	$(PY) benchmarks/report.py
 
 # Nightly-size container fuzzing: thousands of damaged MP4/WebM/MKV files through the reader, and
 # hundreds of batches through detect and preprocess (FORENSIGHT_FUZZ_READER / _PIPELINE set counts).

@@ -255,6 +255,23 @@ def test_several_people_main_track_and_others_reported(detector: ForensightDetec
     assert any("other face track" in s["what"] and "people=False" in s["why"] for s in r1.skipped)
 
 
+def test_a_false_face_is_never_a_person(detector: ForensightDetector) -> None:
+    """The benchmark video's flag star (libfd: a "face" in every frame) is reported, not scored."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from preprocess import talking_head_frames
+
+    frames = np.stack(list(talking_head_frames(0, indices=np.linspace(0, 299, 8).round().astype(int))))
+    r = detector.predict_frames(frames, fps=30.0, name="benchmark")
+    assert r.status == "ok" and len(r.people) == 1 and r.person == 1
+    assert r.face_track.num_other_tracks == 0
+    false = [s for s in r.skipped if s["why"].startswith("not a face: ")]
+    assert len(false) == 1 and "skin" in false[0]["why"] and "face track at" in false[0]["what"]
+    again = DetectionResult.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert again.skipped == r.skipped
+
+
 def test_predict_frames_in_memory(detector: ForensightDetector, face_result: DetectionResult) -> None:
     frames = np.stack(moving_face_frames(40))
     r = detector.predict_frames(frames, fps=25.0)

@@ -3,7 +3,9 @@
 A thin layer over the one scoring path, so a video scores what ``evaluate`` measured for it:
 
 1. the preprocessing config stored in the model file (never a default) samples frames, tracks
-   the face and cuts the model's region (:func:`forensight.preprocess.process_video`);
+   the faces (a track is a person only if it is face-like, :mod:`forensight.faces.faceness`; the
+   others are listed in ``skipped`` as "not a face: ...") and cuts the model's region only
+   (:func:`forensight.preprocess.process_video`);
 2. :func:`forensight.planning.plan_clips` chooses the clips (the observed-face span; one clip
    for region models, ``clip_len``-frame clips for LipForensics) and says what it left out;
 3. :func:`forensight.scoring.forward_batch` scores them (the model file's scoring model, the
@@ -158,7 +160,8 @@ class ForensightDetector:
                 if progress is not None:
                     progress("decoding", None)
                 pv = process_video(record, self.preprocess, people=self._people(), min_frames=self.cfg.min_frames,
-                                   progress=None if progress is None else (lambda f: progress("faces", f)))
+                                   progress=None if progress is None else (lambda f: progress("faces", f)),
+                                   regions=(self.spec.region,))
             except PreprocessError as e:
                 still = still_image_error(path) if e.reason == "too_short" else None
                 raise (still or e) from None
@@ -179,7 +182,7 @@ class ForensightDetector:
         if progress is not None:
             progress("scoring", None)
         return self._score(base, pv.index.info, pv.frames_idx, pv.timestamps, [(pv.track, pv.regions), *pv.others],
-                           dict(pv.timings), t0, frames=None)
+                           dict(pv.timings), t0, frames=None, rejected=pv.rejected)
 
     def predict_frames(self, frames: np.ndarray | Sequence[np.ndarray], fps: float = 25.0,
                        name: str = "frames") -> DetectionResult:
@@ -212,11 +215,13 @@ class ForensightDetector:
             sampled = SampledFrames(indices=idx, timestamps=idx.astype(np.float64) / float(fps),
                                     frames=arr[idx])
             t1 = time.perf_counter()
-            people = process_frames(sampled, self.preprocess, people=self._people())
+            people, rejected = process_frames(sampled, self.preprocess, people=self._people(),
+                                              regions=(self.spec.region,))
             timings["preprocess"] = time.perf_counter() - t1
         except PreprocessError as e:
             return self._failed(base, e.reason, e.message, t0)
-        return self._score(base, info, sampled.indices, sampled.timestamps, people, timings, t0, frames=arr)
+        return self._score(base, info, sampled.indices, sampled.timestamps, people, timings, t0, frames=arr,
+                           rejected=rejected)
 
     def iter_predict(self, paths: Iterable[str | Path], progress: bool = False) -> Iterator[DetectionResult]:
         """Score every video under ``paths`` (files and folders, see :func:`expand_inputs`), lazily."""
@@ -296,9 +301,11 @@ class ForensightDetector:
 
     def _score(self, res: DetectionResult, info: VideoInfo, idx: np.ndarray, ts: np.ndarray,
                people: Sequence[tuple[FaceTrack, dict[str, np.ndarray]]], timings: dict[str, float], t0: float,
-               frames: np.ndarray | None) -> DetectionResult:
+               frames: np.ndarray | None, rejected: Sequence[tuple[FaceTrack, Any]] = ()) -> DetectionResult:
         """Score every person (``people[0]`` = the main face) and make the video's result: the
-        highest-scoring person's score, timeline and top frames, plus each person in ``people``."""
+        highest-scoring person's score, timeline and top frames, plus each person in ``people``.
+        ``rejected``: ``(track, faces.faceness.FaceVerdict)`` of face tracks that are not faces;
+        never scored, each listed in ``skipped`` ("not a face: ...")."""
         res.video = {"width": info.width, "height": info.height, "fps": r6(info.fps, 4),
                      "num_frames": info.num_frames, "duration_s": r6(info.duration_s, 4),
                      "rotation": info.rotation, "codec": info.codec}
@@ -323,6 +330,12 @@ class ForensightDetector:
         for p in persons:
             if not p.ok:
                 res.skipped.append({"what": f"person {p.person}", "why": f"not scored: {p.message}"})
+        for track, verdict in rejected:
+            box = np.asarray(track.boxes)[np.asarray(track.observed, bool)]
+            where = np.median(box, axis=0).round(0).astype(int).tolist() if len(box) else []
+            res.skipped.append({"what": f"a face track at {where} (x0, y0, x1, y1 px), in "
+                                        f"{100 * float(np.mean(track.observed)):.0f}% of sampled frames",
+                                "why": verdict.reason})
         main = people[0][0]
         rare = int(main.num_other_tracks) - (len(people) - 1)
         if rare > 0:

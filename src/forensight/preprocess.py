@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from forensight.config import PreprocessConfig
 from forensight.io import DiskFullError
 from forensight.records import FaceTrack, PreprocessError, SampledFrames, VideoRecord
 from forensight.video import FrameStore, VideoIndex, index_video, iter_frames, prefetch, sample_indices
+
+if TYPE_CHECKING:
+    from forensight.faces.faceness import FaceVerdict
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,8 @@ class ProcessedVideo:
     (``{"in_memory": n, "spilled": m}`` frames; see ``process_video``).
     ``others``: with ``process_video(..., people=...)``, the other people's ``(track, regions)``
     (``faces.tracking.build_tracks`` order); ``track`` / ``regions`` are always the subject's.
+    ``rejected``: face tracks that are not faces (``faces.faceness.check_track``) with their verdict;
+    never a person, never the subject (see ``_tracks``).
     """
 
     record: VideoRecord
@@ -67,6 +72,7 @@ class ProcessedVideo:
     warnings: list[dict[str, str]] = field(default_factory=list)
     frame_store: dict[str, int] = field(default_factory=dict)
     others: list[tuple[FaceTrack, dict[str, np.ndarray]]] = field(default_factory=list)
+    rejected: list[tuple[FaceTrack, FaceVerdict]] = field(default_factory=list)
 
     @property
     def truncated(self) -> dict[str, Any] | None:
@@ -82,6 +88,7 @@ class ProcessedVideo:
         info = self.index.info
         return {"num_frames": int(self.frames_idx.size), "coverage": round(self.track.coverage, 4),
                 "num_other_tracks": int(self.track.num_other_tracks),
+                "rejected_tracks": [v.reason for _, v in self.rejected],
                 "video": {"width": info.width, "height": info.height, "fps": info.fps,
                           "num_frames": info.num_frames, "duration_s": info.duration_s,
                           "rotation": info.rotation, "codec": info.codec,
@@ -108,9 +115,11 @@ def _detect_pass(
     """Detections + landmarks for every sampled frame; each frame is then put in ``store`` (if given).
 
     ``frames`` yields ``(frame number, timestamp s, uint8 RGB (H, W, 3))``. Returns frame
-    numbers, timestamps and per frame ``(boxes (N, 4), scores (N,), landmarks (N, 68, 2))``.
+    numbers, timestamps and per frame ``(boxes (N, 4), scores (N,), landmarks (N, 68, 2), skin (N,))``
+    (skin: ``faces.faceness.skin_fraction`` of each detection, for the face check of ``_tracks``).
     """
     from forensight.faces.detectors import get_detector
+    from forensight.faces.faceness import skin_fraction
     from forensight.faces.landmarks import get_landmark_predictor
     from forensight.faces.sequence import SequenceFaceDetector
 
@@ -127,10 +136,11 @@ def _detect_pass(
         boxes, scores = detector.detect(rgb)
         t = timer.add("detect", t)
         lms = predictor.predict_many(rgb, boxes) if len(boxes) else np.zeros((0, 68, 2), np.float32)
+        skin = np.array([skin_fraction(rgb, lm) for lm in lms], np.float32)
         t = timer.add("landmarks", t)
         nums.append(num)
         times.append(ts)
-        dets.append((boxes, scores, lms))
+        dets.append((boxes, scores, lms, skin))
         if store is not None:
             store.append(rgb)
         if done is not None:
@@ -174,17 +184,34 @@ def effective_smooth_window(window: int, frame_indices: np.ndarray) -> int:
 
 
 def _tracks(dets: list[Any], nums: list[int], cfg: PreprocessConfig, people: float | None = None
-            ) -> list[tuple[FaceTrack, Any]]:
-    """``(track, lips landmarks)`` of the subject, then (with ``people``) of every other person whose
-    face was detected in at least that fraction of the sampled frames."""
+            ) -> tuple[list[tuple[FaceTrack, Any]], list[tuple[FaceTrack, FaceVerdict]]]:
+    """The people of a video: ``(track, lips landmarks)`` of the subject, then (with ``people``) of
+    every other person whose face was detected in at least that fraction of the sampled frames;
+    and the rejected tracks ``(track, verdict)``.
+
+    Only face-like tracks are people (``faces.faceness.check_track``, bounds for ``cfg.detector``):
+    the subject is the heaviest face-like track (``faces.tracking.build_tracks`` order), so a
+    flag or a cartoon is never a dataset video's subject nor a person ``detect`` scores.
+    Rejected = every track that fails the check and is seen in at least ``people`` of the
+    frames (any track when ``people`` is None). ``num_other_tracks`` counts face-like tracks only.
+    Raises ``PreprocessError("no_face")`` when no track is face-like.
+    """
+    from forensight.faces.faceness import FaceCheck, check_track
     from forensight.faces.tracking import build_tracks
 
     idx = np.asarray(nums, np.int64)
-    tracks = build_tracks(dets, effective_smooth_window(cfg.smooth_window, idx))
-    if people is None:
-        tracks = tracks[:1]
-    else:
-        tracks = tracks[:1] + [t for t in tracks[1:] if float(t.observed.mean()) >= people]
+    found = build_tracks(dets, effective_smooth_window(cfg.smooth_window, idx))
+    check = FaceCheck().for_detector(cfg.detector)
+    verdicts = [check_track(t, check) for t in found]
+    faces = [t for t, v in zip(found, verdicts) if v.ok]
+    rejected = [(t, v) for t, v in zip(found, verdicts)
+                if not v.ok and (people is None or float(t.observed.mean()) >= people)]
+    if not faces:
+        raise PreprocessError("no_face", f"{len(found)} face track(s) found in {len(nums)} sampled frames, none "
+                                         f"face-like; the largest: {verdicts[0].reason}")
+    for t in faces:
+        t.num_other_tracks = len(faces) - 1
+    tracks = faces[:1] if people is None else faces[:1] + [t for t in faces[1:] if float(t.observed.mean()) >= people]
     out: list[tuple[FaceTrack, Any]] = []
     for track in tracks:
         lips = None
@@ -195,12 +222,25 @@ def _tracks(dets: list[Any], nums: list[int], cfg: PreprocessConfig, people: flo
             lips = (smooth_lips_landmarks(raw, cfg.lips_smooth_window, frame_indices=idx,
                                           mode=cfg.lips_smooth_mode), raw)
         out.append((track, lips))
-    return out
+    return out, rejected
+
+
+def _only(cfg: PreprocessConfig, regions: Sequence[str] | None) -> PreprocessConfig:
+    """``cfg`` cutting only ``regions`` (a subset of ``cfg.regions``, kept in its order); None = all."""
+    if regions is None:
+        return cfg
+    unknown = sorted(set(regions) - set(cfg.regions))
+    if unknown or not regions:
+        raise ValueError(f"regions {list(regions)} must be a non-empty subset of the config's {list(cfg.regions)}")
+    import dataclasses
+
+    return dataclasses.replace(cfg, regions=tuple(r for r in cfg.regions if r in regions))
 
 
 def process_video(record: VideoRecord, cfg: PreprocessConfig, buffer_mb: float = 768.0,
                   threads: int = 0, overlap: bool = True, people: float | None = None,
-                  min_frames: int = 0, progress: Callable[[float], None] | None = None) -> ProcessedVideo:
+                  min_frames: int = 0, progress: Callable[[float], None] | None = None,
+                  regions: Sequence[str] | None = None) -> ProcessedVideo:
     """Preprocess one video (see the module docstring); raises ``PreprocessError`` on bad input.
 
     One decode, bounded memory. The sampled frames are decoded exactly once, in one forward
@@ -226,7 +266,10 @@ def process_video(record: VideoRecord, cfg: PreprocessConfig, buffer_mb: float =
     sampling's ``num_frames`` is sampled whole if it has at least that many frames
     (``video.sample_indices``); 0 = refused as "too_short" (datasets). ``progress(fraction)`` is
     called after each sampled frame's detection (fraction of the sampled frames done).
+    ``regions``: cut only these of ``cfg.regions`` (``detect`` needs only its model's region);
+    each is cut exactly as with all of them. None = all.
     """
+    cut = _only(cfg, regions)
     timings: dict[str, float] = {}
     timer = _Timer(timings)
     t0 = time.perf_counter()
@@ -251,13 +294,13 @@ def process_video(record: VideoRecord, cfg: PreprocessConfig, buffer_mb: float =
         held = {"in_memory": store.num_in_memory, "spilled": store.num_spilled}
 
         t = time.perf_counter()
-        tracks = _tracks(dets, nums, cfg, people)
+        tracks, rejected = _tracks(dets, nums, cut, people)
         timer.add("track", t)
-        regions = _crop_all(store.drain(), tracks, cfg, timer)
+        crops = _crop_all(store.drain(), tracks, cut, timer)
     return ProcessedVideo(record=record, index=idx, frames_idx=np.asarray(nums, np.int64),
-                          timestamps=np.asarray(times, np.float64), track=tracks[0][0], regions=regions[0],
+                          timestamps=np.asarray(times, np.float64), track=tracks[0][0], regions=crops[0],
                           timings=timings, warnings=warnings, frame_store=held,
-                          others=[(tr, rg) for (tr, _), rg in zip(tracks[1:], regions[1:])])
+                          others=[(tr, rg) for (tr, _), rg in zip(tracks[1:], crops[1:])], rejected=rejected)
 
 
 def _process_mouth_crops(record: VideoRecord, cfg: PreprocessConfig, idx: VideoIndex, wanted: np.ndarray,
@@ -287,16 +330,20 @@ def _process_mouth_crops(record: VideoRecord, cfg: PreprocessConfig, idx: VideoI
                           timings=timer.timings)
 
 
-def process_frames(frames: SampledFrames, cfg: PreprocessConfig, people: float | None = None
-                   ) -> list[tuple[FaceTrack, dict[str, np.ndarray]]]:
+def process_frames(frames: SampledFrames, cfg: PreprocessConfig, people: float | None = None,
+                   regions: Sequence[str] | None = None
+                   ) -> tuple[list[tuple[FaceTrack, dict[str, np.ndarray]]], list[tuple[FaceTrack, FaceVerdict]]]:
     """Preprocess frames already in memory (uint8 (T,H,W,3) RGB): ``(face track, region crops)``
-    of the subject, then of the other people (``people`` as in :func:`process_video`)."""
+    of the subject, then of the other people (``people`` and ``regions`` as in
+    :func:`process_video`), and the rejected non-face tracks with their verdicts
+    (``ProcessedVideo.rejected``)."""
+    cfg = _only(cfg, regions)
     timer = _Timer({})
     items = zip(frames.indices.tolist(), frames.timestamps.tolist(), frames.frames)
     nums, _, dets = _detect_pass(items, cfg, None, timer)
-    tracks = _tracks(dets, nums, cfg, people)
+    tracks, rejected = _tracks(dets, nums, cfg, people)
     regions = _crop_all(iter(frames.frames), tracks, cfg, timer)
-    return [(tr, rg) for (tr, _), rg in zip(tracks, regions)]
+    return [(tr, rg) for (tr, _), rg in zip(tracks, regions)], rejected
 
 
 # ---- many videos ---------------------------------------------------------------------------------

@@ -184,6 +184,9 @@ class FaceTrack:
         num_other_tracks: how many other people were seen and ignored.
         raw_landmarks: float32 (T, 68, 2) landmarks interpolated but NOT temporally smoothed
             (the LipForensics mouth alignment applies its own smoothing), or None.
+        skin: float32 (T,) skin-coloured fraction of the face region per observed frame
+            (``faces.faceness.skin_fraction``; NaN where not observed or colourless), or None
+            when not measured.
     """
 
     boxes: np.ndarray
@@ -192,6 +195,7 @@ class FaceTrack:
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     num_other_tracks: int = 0
     raw_landmarks: np.ndarray | None = None
+    skin: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.boxes.shape[0])

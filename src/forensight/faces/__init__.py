@@ -11,6 +11,9 @@ Typical use for one video (frames: uint8 ``(T, H, W, 3)`` RGB, native resolution
         boxes, scores = det.detect(frame)  # native-pixel boxes, dlib convention
         dets.append((boxes, scores, lmk.predict_many(frame, boxes)))
     track = build_track(dets, cfg.smooth_window)  # PreprocessError("no_face") if none
+
+Which tracks are people (face-like: size, confidence, landmark geometry, skin colour) is decided by
+``faces.faceness.check_track``, applied where tracks become people (``preprocess._tracks``).
 """
 
 from forensight.faces.detectors import (
@@ -23,6 +26,7 @@ from forensight.faces.detectors import (
     get_detector,
     model_path,
 )
+from forensight.faces.faceness import FaceCheck, FaceVerdict, check_track, skin_fraction
 from forensight.faces.landmarks import (
     EYES_AND_BROWS,
     JAW,
@@ -58,18 +62,22 @@ __all__ = [
     "RIGHT_EYE",
     "DlibCnnDetector",
     "DlibHogDetector",
+    "FaceCheck",
     "FaceDetector",
+    "FaceVerdict",
     "HaarDetector",
     "LandmarkPredictor",
     "LibFaceDetector",
     "Res10Detector",
     "SequenceFaceDetector",
     "build_track",
+    "check_track",
     "detect_downscaled",
     "get_detector",
     "get_landmark_predictor",
     "interpolate_missing",
     "link_detections",
     "model_path",
+    "skin_fraction",
     "smooth_sequence",
 ]

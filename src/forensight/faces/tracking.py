@@ -1,7 +1,9 @@
 """Link per-frame face detections into tracks, pick the subject, fill gaps, smooth.
 
 Input of :func:`build_track` is, for each sampled frame ``t`` (in time order), a tuple
-``(boxes (N_t, 4), scores (N_t,), landmarks (N_t, 68, 2))`` in native pixels (``N_t`` may be 0).
+``(boxes (N_t, 4), scores (N_t,), landmarks (N_t, 68, 2))`` in native pixels (``N_t`` may be 0),
+optionally with a fourth element ``skin (N_t,)`` (``faces.faceness.skin_fraction`` of each
+detection; carried into ``FaceTrack.skin``, given for every frame or none).
 
 1. **Linking.** Frames are visited in order; each detection is matched greedily (best pair
    first) to a live track whose last box overlaps it (IoU >= ``iou_threshold``) or whose
@@ -11,7 +13,8 @@ Input of :func:`build_track` is, for each sampled frame ``t`` (in time order), a
 2. **Subject.** The track with the largest sum over frames of its box area (i.e. large *and*
    present in many frames) is the subject (:func:`build_track`: datasets keep one person per
    video); the other tracks are counted in ``FaceTrack.num_other_tracks``. :func:`build_tracks`
-   returns every person's track in that order (``detect`` scores each).
+   returns every person's track in that order (``detect`` scores each). Preprocessing then keeps
+   only face-like tracks (``faces.faceness.check_track``): its subject is the first face-like one.
 3. **Gaps.** Frames where the subject was not observed get boxes and landmarks linearly
    interpolated between the observed neighbours (the nearest observed value is held before the
    first / after the last observation); ``observed`` is False and the score 0 there.
@@ -32,7 +35,7 @@ from forensight.records import FaceTrack, PreprocessError
 
 __all__ = ["build_track", "build_tracks", "interpolate_missing", "link_detections", "smooth_sequence"]
 
-Detections = tuple[np.ndarray, np.ndarray, np.ndarray]
+Detections = tuple[np.ndarray, ...]
 
 
 def smooth_sequence(x: np.ndarray, window: int) -> np.ndarray:
@@ -198,7 +201,11 @@ def build_tracks(
     if smooth_window < 1 or smooth_window % 2 == 0:
         raise ValueError(f"smooth_window must be an odd number >= 1, got {smooth_window}")
     boxes_pf: list[np.ndarray] = []
-    for t, (boxes, scores, lms) in enumerate(dets):
+    with_skin = {len(d) for d in dets} == {4}
+    for t, det in enumerate(dets):
+        if len(det) not in (3, 4):
+            raise ValueError(f"frame {t}: expected (boxes, scores, landmarks[, skin]), got {len(det)} items")
+        boxes, scores, lms = det[:3]
         b = np.asarray(boxes, np.float32).reshape(-1, 4)
         s = np.asarray(scores, np.float32).reshape(-1)
         lm = np.asarray(lms, np.float32)
@@ -207,6 +214,8 @@ def build_tracks(
                 f"frame {t}: boxes {b.shape}, scores {s.shape} and landmarks {lm.shape} disagree "
                 "(expected (N, 4), (N,), (N, 68, 2))"
             )
+        if len(det) == 4 and np.asarray(det[3]).reshape(-1).shape != (len(b),):
+            raise ValueError(f"frame {t}: skin fractions {np.asarray(det[3]).shape} disagree with {len(b)} boxes")
         boxes_pf.append(b)
     t_len = len(boxes_pf)
     if sum(len(b) for b in boxes_pf) == 0:
@@ -221,19 +230,22 @@ def build_tracks(
     )
     weights = [sum(_area(boxes_pf[t][d]) for t, d in tr.items()) for tr in tracks]
     order = sorted(range(len(tracks)), key=lambda i: -weights[i])  # stable: earlier start first among equals
-    return [_fill_track(tracks[i], dets, boxes_pf, smooth_window, len(tracks) - 1) for i in order]
+    return [_fill_track(tracks[i], dets, boxes_pf, smooth_window, len(tracks) - 1, with_skin) for i in order]
 
 
 def _fill_track(links: dict[int, int], dets: Sequence[Detections], boxes_pf: list[np.ndarray], smooth_window: int,
-                num_other: int) -> FaceTrack:
+                num_other: int, with_skin: bool = False) -> FaceTrack:
     """One linked track → a FaceTrack over all frames (gaps interpolated, then smoothed)."""
     t_len = len(boxes_pf)
     observed = np.zeros(t_len, bool)
     boxes = np.zeros((t_len, 4), np.float64)
     landmarks = np.zeros((t_len, 68, 2), np.float64)
     scores = np.zeros(t_len, np.float32)
+    skin = np.full(t_len, np.nan, np.float32) if with_skin else None
     for t, d in links.items():
         observed[t] = True
+        if skin is not None:
+            skin[t] = np.asarray(dets[t][3], np.float32).reshape(-1)[d]
         boxes[t] = boxes_pf[t][d]
         landmarks[t] = np.asarray(dets[t][2], np.float32)[d]
         scores[t] = np.asarray(dets[t][1], np.float32).reshape(-1)[d]
@@ -248,6 +260,7 @@ def _fill_track(links: dict[int, int], dets: Sequence[Detections], boxes_pf: lis
         scores=scores,
         num_other_tracks=num_other,
         raw_landmarks=raw_landmarks.astype(np.float32),
+        skin=skin,
     )
 
 

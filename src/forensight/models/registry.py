@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from forensight.config import (
@@ -171,8 +172,25 @@ def _fast_lipforensics(model: nn.Module) -> nn.Module:
     return importlib.import_module("forensight.models.fused").optimize_for_inference(model)
 
 
+def _fast_region(model: nn.Module) -> nn.Module:
+    """A copy of a region ``Detector`` whose encoder runs channels-last: on 2 CPU cores EfficientNet-B1
+    encoded 32 frames of 224 px ~25% faster (37-40 vs 49-55 s on a machine loaded 30x, three
+    alternating runs, 2026-12-07; outputs equal to 1e-19), and on GPUs channels-last is the fast
+    layout too. The trained model itself is left as it is."""
+    import copy
+
+    from forensight.models.detector import Detector
+
+    if not isinstance(model, Detector) or model.channels_last:
+        return model
+    fast = copy.deepcopy(model)
+    fast.channels_last = True
+    fast.encoder.to(memory_format=torch.channels_last)
+    return fast
+
+
 # per-frame encoder + BiLSTM + mean/attention pooling (Control vs Attention)
-register_architecture(Architecture("region", RegionModelConfig, _build_region))
+register_architecture(Architecture("region", RegionModelConfig, _build_region, inference=_fast_region))
 # ResNet-18 (3D stem) + MS-TCN on 25-frame aligned mouth clips
 register_architecture(Architecture("lipforensics", LipForensicsModelConfig, _build_lipforensics,
                                    inference=_fast_lipforensics, check_training=_check_lipforensics))
