@@ -21,7 +21,7 @@ check failed. Uses :mod:`serve_load`'s helpers (server process, waiting, tiny mo
 
 Usage::
 
-    python benchmarks/serve_soak.py --jobs 300 --workers 2 --out benchmarks/results/serve_soak.json
+    python benchmarks/serve_soak.py --jobs 300 --workers 2 --out benchmarks/results/soak/serve_soak.json
 """
 
 from __future__ import annotations
