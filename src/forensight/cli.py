@@ -205,6 +205,11 @@ def cmd_study(a: argparse.Namespace) -> int:
 
     train = {"max_epochs": a.epochs, "patience": a.patience, "batch_size": a.batch_size, "lr": a.lr,
              "accelerator": a.accelerator, "devices": a.devices}
+    if a.generalisation:
+        return _generalisation(a, train)
+    if a.cache is None:
+        raise ValueError("forensight study needs --cache (only --generalisation makes its own data)")
+    a.regions = a.regions or ["frame", "full", "eyes", "mouth"]
     res = run_study(a.cache, a.out, regions=tuple(a.regions), heads=tuple(a.heads), family=a.family,
                     seeds=tuple(a.seeds), train=train, model_overrides={"input_size": a.input_size},
                     n_bootstrap=a.bootstrap, methods=tuple(a.methods or ()), progress=not a.quiet)
@@ -213,6 +218,25 @@ def cmd_study(a: argparse.Namespace) -> int:
         print("attention - control (paired over seeds and test videos):")
         print(format_diffs(res.diffs))
     print(f"wrote {res.table_md}, {res.table_csv}, {res.diff_csv}, {res.plot}  [{res.seconds:.0f} s]")
+    return 0
+
+
+def _generalisation(a: argparse.Namespace, train: dict[str, Any]) -> int:
+    """``study --generalisation``: make the data (unless --cache), run the study, print the table."""
+    from forensight.config import DemoConfig
+    from forensight.generalisation import prepare_data, run_generalisation
+
+    demo = DemoConfig()
+    train = {**demo.train(), **{k: v for k, v in train.items() if v is not None}}
+    regions = tuple(a.regions or ("full", "mouth"))
+    size = a.input_size or demo.size
+    cache = a.cache or prepare_data(a.out, pairs=a.pairs, per_video=a.per_video, size=size, regions=regions,
+                                    workers=a.workers, progress=not a.quiet)
+    res = run_generalisation(cache, a.out, regions=regions, heads=tuple(a.heads), seeds=tuple(a.seeds),
+                             family=a.family, train=train, model_overrides={"input_size": size},
+                             n_bootstrap=a.bootstrap, progress=not a.quiet)
+    print(res.table_md.read_text() if res.table_md else "")
+    print(f"wrote {res.table_md}, {res.table_csv}, {res.plot}  [{res.seconds:.0f} s]")
     return 0
 
 
@@ -476,9 +500,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_robustness)
 
     s = sub.add_parser("study", help="regions x {control, attention} on one cache: train, evaluate, compare")
-    s.add_argument("--cache", type=Path, required=True)
+    s.add_argument("--cache", type=Path, help="the cache (required, except with --generalisation)")
     s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--regions", type=_csv_list, default=["frame", "full", "eyes", "mouth"])
+    s.add_argument("--regions", type=_csv_list,
+                   help="default frame,full,eyes,mouth (full,mouth with --generalisation)")
+    s.add_argument("--generalisation", action="store_true",
+                   help="the cross-manipulation study instead: trained on Face2Face / pseudo-fakes only / both, "
+                        "tested on Face2Face, FaceSwap, EyeBlink (generalisation.csv/.md/.png); without --cache it "
+                        "makes its synthetic data and pseudo-fakes under --out")
+    s.add_argument("--pairs", type=int, default=30, help="--generalisation data: synthetic identity pairs")
+    s.add_argument("--per-video", type=int, default=1, help="--generalisation data: pseudo-fakes per real video")
+    s.add_argument("--workers", type=int, default=2, help="--generalisation data: worker processes")
     s.add_argument("--heads", type=_csv_list, default=["control", "attention"])
     s.add_argument("--family", default="region_lite0",
                    help="preset family: region_lite0 (frozen ImageNet Lite0, CPU; default), region_b1 (published, "
