@@ -246,7 +246,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
 
     cfg = merge(DemoConfig, {"pairs": a.pairs, "epochs": a.epochs, "workers": a.workers,
                              "seeds": tuple(a.seeds) if a.seeds else None,
-                             "sweep_fractions": () if a.no_sweep else None})
+                             "sweep_fractions": () if a.no_sweep else None,
+                             "gen_seeds": () if a.no_generalisation else None})
     run_demo(a.out, cfg, study=not a.no_study, progress=not a.quiet)
     return 0
 
@@ -536,6 +537,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, help="processes for synth / preprocessing (default 2)")
     s.add_argument("--no-study", action="store_true", help="stop after preprocessing")
     s.add_argument("--no-sweep", action="store_true", help="skip the sparsity sweep")
+    s.add_argument("--no-generalisation", action="store_true",
+                   help="skip the small generalisation study (pseudo-fakes vs supervised Face2Face)")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_demo)
 

@@ -894,6 +894,10 @@ class DemoConfig:
         sweep_pairs, sweep_frames, sweep_fractions, sweep_seeds, sweep_shares: the sweep's data
             (one dataset, a variant per fraction, split ``sweep_shares``: with 40 pairs the test
             split holds 100 videos per condition) and seeds; ``sweep_fractions=()`` skips it.
+        gen_pairs, gen_frames, gen_regions, gen_seeds, gen_per_video: the small generalisation study
+            (``forensight.generalisation``: trained on Face2Face / pseudo-fakes only / both, tested
+            on Face2Face, FaceSwap, EyeBlink); ``gen_seeds=()`` skips it. The full study is
+            ``forensight study --generalisation``.
         workers: processes for synth / preprocessing.
         seed: the data seed.
     """
@@ -914,6 +918,11 @@ class DemoConfig:
     sweep_fractions: tuple[float, ...] = (1.0, 0.5, 0.25, 0.1)
     sweep_seeds: tuple[int, ...] = (0, 1, 2)
     sweep_shares: tuple[float, float, float] = (0.25, 0.125, 0.625)
+    gen_pairs: int = 16
+    gen_frames: int = 32
+    gen_regions: tuple[str, ...] = ("full",)
+    gen_seeds: tuple[int, ...] = (0, 1, 2)
+    gen_per_video: int = 1
     workers: int = 2
     seed: int = 0
 

@@ -268,6 +268,26 @@ class PseudoFakePlan:
         mask = cv2.GaussianBlur(mask, (0, 0), max(0.5, p["feather"] * fw))
         return mask, box
 
+    def mask(self, i: int, shape: tuple[int, ...]) -> np.ndarray:
+        """Float32 (H, W) blend weight of sample ``i`` over the whole frame (0 outside the bursts): the
+        SBI mask x blend ratio x envelope, or the largest VB part mask x envelope."""
+        out = np.zeros(shape[:2], np.float32)
+        a = float(self.env[i])
+        if a <= 0:
+            return out
+        if self.kind == "sbi":
+            m, (x0, y0, x1, y1) = self.sbi_mask(i, shape)
+            out[y0:y1, x0:x1] = m * self.sbi[i]["ratio"] * a
+            return out
+        for part, grown in zip(_VB_PARTS[self.region], self.hulls(i)):
+            pw = self._part_width(i, part)
+            r = roi(grown, 4 * _VB_FEATHER * pw + 4, shape)
+            if r[2] - r[0] < 2 or r[3] - r[1] < 2:
+                continue
+            x0, y0, x1, y1 = r
+            out[y0:y1, x0:x1] = np.maximum(out[y0:y1, x0:x1], hull_mask(grown, 0.0, _VB_FEATHER * pw, r) * a)
+        return out
+
     # ---- frames --------------------------------------------------------------------------------
     def apply(self, i: int, frame: np.ndarray) -> np.ndarray:
         """Sample ``i``'s frame of the pseudo-fake: uint8 (H, W, 3); ``frame`` itself when untouched."""
