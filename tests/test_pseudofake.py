@@ -254,3 +254,22 @@ def test_model_card_fakes_and_synthetic_warning() -> None:
     assert card_warning(card) is None and any("pseudo" in line for line in card_lines(card))
     synth = [rec("synthetic", 0, "original", "a"), rec("synthetic", 1, "pseudo_vb", "a_p0")]
     assert card_warning(training_card({"train": synth}, fakes="pseudo")) == SYNTHETIC_WARNING
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_full_frame_mask_covers_the_change_and_the_contact_sheet(clip, kind, tmp_path) -> None:
+    from forensight.report import pseudofake_sheet
+
+    frames, lms = clip
+    plan = plan_pseudofake(kind, "face", lms, frames.shape[1:], np.random.default_rng(3), sparsity=0.5)
+    for i, f in enumerate(frames):
+        out = plan.apply(i, f)
+        m = plan.mask(i, f.shape)
+        if out is f:
+            assert not m.any()
+        else:
+            changed = np.abs(out.astype(int) - f).max(-1) > 3
+            assert changed.any() and (m[changed] > 0.01).all()
+    path = pseudofake_sheet(frames[:8], lms[:8], tmp_path / "sheet.png", shown=4, cell=48)
+    img = cv2.imread(str(path))
+    assert img is not None and img.shape[0] == 7 * 52 + 4  # real + 2 kinds x 3 regions
