@@ -222,8 +222,8 @@ def run_generalisation(
 def format_markdown(res: GeneralisationResult, seeds: Sequence[int]) -> str:
     """The three tables as Markdown: AUC matrix (rows = training, columns = test manipulation, per
     region/head), paired differences to the supervised row, and the attention's localisation."""
-    lines = [f"Test video AUC, mean ± sd over {len(seeds)} seeds [95 % bootstrap interval of the seed mean over "
-             "test videos]; each column = test reals vs the test fakes of one manipulation.", ""]
+    lines = [(f"Test video AUC, mean ± sd over {len(seeds)} seeds [95 % bootstrap interval of the seed mean over "
+              "test videos]; each column = test reals vs the test fakes of one manipulation."), ""]
     tests = list(dict.fromkeys(c["test"] for c in res.cells))
     for region in dict.fromkeys(c["region"] for c in res.cells):
         for head in dict.fromkeys(c["head"] for c in res.cells):
@@ -240,16 +240,17 @@ def format_markdown(res: GeneralisationResult, seeds: Sequence[int]) -> str:
             n = sub[0]
             lines += ["", f"({n['n_real']} test reals, {n['n_fake']} test fakes per column)", ""]
     if res.diffs:
-        lines += ["Paired difference to `supervised_f2f` (mean over seeds; 95 % bootstrap interval over test videos; "
-                  "permutation p):", "", "| region | head | test | comparison | diff | 95 % interval | p |",
+        lines += [("Paired difference to `supervised_f2f` (mean over seeds; 95 % bootstrap interval over test "
+                   "videos; permutation p):"), "", "| region | head | test | comparison | diff | 95 % interval | p |",
                   "|---|---|---|---|---|---|---|"]
         for d in res.diffs:
             lines.append(f"| {d['region']} | {d['head']} | {d['test']} | {d['comparison']} | {d['diff']:+.3f} | "
                          f"[{d['ci_lo']:+.3f}, {d['ci_hi']:+.3f}] | {d['p_value']:.3f} |")
         lines.append("")
     if res.localisation:
-        lines += ["Temporal localisation of the attention head: frame-level AUC of the attention weights against "
-                  "the manipulated frames (0.5 = no better than uniform), mean ± sd over test videos x seeds:", "",
+        lines += [("Temporal localisation of the attention head: frame-level AUC of the attention weights "
+                   "against the manipulated frames (0.5 = no better than uniform), mean ± sd over test videos x "
+                   "seeds:"), "",
                   "| region | training | test fakes | frame AUC | n |", "|---|---|---|---|---|"]
         for r in res.localisation:
             lines.append(f"| {r['region']} | {r['training']} | {r['test_fakes']} | {r['frame_auc']:.3f} ± "

@@ -92,8 +92,8 @@ def card_lines(card: Mapping[str, Any] | None) -> list[str]:
     parts = [f"{s}: {c.get('real', 0)} real + {c.get('fake', 0)} fake" for s, c in v.items()]
     lines = [f"trained on {fmt(card.get('datasets') or {})} ({'; '.join(parts) or 'no videos'})",
              f"methods: {fmt(card.get('methods') or {})}",
-             *([f"fakes: {fk.get('mode')} ({fk.get('dataset', 0)} dataset fakes, {fk.get('pseudo', 0)} pseudo-fakes "
-                "made from its real videos)"] if (fk := card.get("fakes")) else []),
+             *([(f"fakes: {fk.get('mode')} ({fk.get('dataset', 0)} dataset fakes, {fk.get('pseudo', 0)} "
+                 "pseudo-fakes made from its real videos)")] if (fk := card.get("fakes")) else []),
              f"trained {card.get('trained_at', '?')}"]
     w = card_warning(card)
     if w:

@@ -28,15 +28,17 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from forensight.cache import Cache
 from forensight.config import PreprocessConfig
-from forensight.pseudofake import PseudoFakeConfig
 from forensight.records import FaceTrack, PreprocessError, SampledFrames, VideoRecord
 from forensight.video import FrameStore, VideoIndex, index_video, iter_frames, prefetch, sample_indices
+
+if TYPE_CHECKING:
+    from forensight.pseudofake import PseudoFakeConfig
 
 log = logging.getLogger(__name__)
 

@@ -307,7 +307,7 @@ class PseudoFakePlan:
         mask, box = self.sbi_mask(i, frame.shape)
         x0, y0, x1, y1 = box
         # the source: a wider patch around the ROI (room for the shift), changed in colour and frequency
-        pad = int(math.ceil(0.06 * fw + 2))
+        pad = math.ceil(0.06 * fw + 2)
         H, W = frame.shape[:2]
         bx0, by0, bx1, by1 = max(0, x0 - pad), max(0, y0 - pad), min(W, x1 + pad), min(H, y1 + pad)
         src = _sbi_source(frame[by0:by1, bx0:bx1], p)
