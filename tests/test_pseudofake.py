@@ -181,7 +181,7 @@ def test_preprocess_writes_pseudofakes_in_the_source_split_and_reruns_bit_identi
 
     records = read_dataset("folder", real_only)
     assert {r.label for r in records} == {0}
-    cfg = PreprocessConfig(num_frames=8, regions=("full", "mouth"), size=48)
+    cfg = PreprocessConfig(num_frames=8, regions=("frame", "full", "mouth", "lips"), size=48)
     pcfg = PseudoFakeConfig(per_video=2, region="any")
     s = run_preprocess(records, tmp_path / "c1", cfg, progress=False, pseudo=pcfg)
     assert s.done == 4 and s.pseudo_done == 8 and not s.pseudo_failures, str(s)
@@ -195,7 +195,7 @@ def test_preprocess_writes_pseudofakes_in_the_source_split_and_reruns_bit_identi
             real = cache.load(src)
             pos = e.meta["pseudo"]["positions"]
             assert list(e.record.manipulated_frames) == [int(real.indices[k]) for k in pos]
-            for reg in ("full", "mouth"):
+            for reg in ("frame", "full", "mouth", "lips"):
                 for k in range(len(e)):
                     same = np.array_equal(e.regions[reg][k], real.regions[reg][k])
                     if k not in pos:
