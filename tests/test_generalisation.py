@@ -47,7 +47,7 @@ def test_train_on_pseudo_fakes_only_and_the_card_says_so(gen_cache: Path, tmp_pa
 
 
 def test_fakes_choice_without_such_fakes_is_a_clear_error(tmp_path: Path, gen_cache: Path) -> None:
-    with pytest.raises(ValueError, match="--fakes"):
+    with pytest.raises(ValueError, match="fakes must be real, pseudo or both"):
         TrainConfig(fakes="fake")  # not a choice
     import shutil
 
