@@ -373,8 +373,11 @@ def test_folder_layout_flat_and_split(tmp_path: Path) -> None:
 
 def test_folder_errors(tmp_path: Path) -> None:
     touch(tmp_path / "real" / "a.mp4")
-    with pytest.raises(FileNotFoundError, match=str(tmp_path / "fake")):
-        read_dataset("folder", tmp_path)
+    # real/ alone is valid (real videos only: pseudo-fakes are made from them); fake/ alone is not
+    assert [r.label for r in read_dataset("folder", tmp_path)] == [0]
+    touch(tmp_path / "only_fake" / "fake" / "b.mp4")
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "only_fake" / "real")):
+        read_dataset("folder", tmp_path / "only_fake")
     (tmp_path / "fake").mkdir()
     (tmp_path / "real" / "a.mp4").unlink()
     with pytest.raises(ValueError, match="no video files"):

@@ -55,6 +55,20 @@ def preprocess_config_from_args(a: argparse.Namespace) -> Any:
     return merge(PreprocessConfig, PREPROCESS_PRESETS[a.preset], yaml_section(a.config, "preprocess"), flags)
 
 
+def pseudo_config_from_args(a: argparse.Namespace) -> Any:
+    """The pseudo-fake settings of ``preprocess`` (None without ``--pseudo-fakes``)."""
+    from forensight.pseudofake import PseudoFakeConfig
+
+    if not a.pseudo_fakes:
+        for flag, value, default in (("--per-video", a.per_video, None), ("--pseudo-region", a.pseudo_region, None),
+                                     ("--pseudo-per-frame", a.pseudo_per_frame, False)):
+            if value != default:
+                raise ValueError(f"{flag} applies with --pseudo-fakes (e.g. --pseudo-fakes sbi,vb)")
+        return None
+    return PseudoFakeConfig(kinds=tuple(a.pseudo_fakes), per_video=a.per_video or 1, region=a.pseudo_region or "any",
+                            sparsity=a.pseudo_sparsity, per_frame=a.pseudo_per_frame, seed=a.pseudo_seed)
+
+
 def read_records(a: argparse.Namespace) -> list[Any]:
     from forensight.datasets import detect_layout, read_dataset
 
@@ -85,10 +99,13 @@ def cmd_preprocess(a: argparse.Namespace) -> int:
     if not records:
         print(f"no videos found under {a.root}", file=sys.stderr)
         return 2
+    pseudo = pseudo_config_from_args(a)
     print(f"preprocessing {len(records)} videos with config {cfg.hash} "
-          f"(sampling={cfg.sampling}, regions={','.join(cfg.regions)}, detector={cfg.detector}) -> {a.out}")
+          f"(sampling={cfg.sampling}, regions={','.join(cfg.regions)}, detector={cfg.detector})"
+          + (f" + {pseudo.per_video} pseudo-fake(s) per real video ({','.join(pseudo.kinds)}, region {pseudo.region})"
+             if pseudo else "") + f" -> {a.out}")
     summary = run_preprocess(records, a.out, cfg, workers=a.workers, shard=a.shard,
-                             retry_failed=a.retry_failed, progress=not a.quiet)
+                             retry_failed=a.retry_failed, progress=not a.quiet, pseudo=pseudo)
     print(summary)
     return 0
 
@@ -113,7 +130,7 @@ def cmd_train(a: argparse.Namespace) -> int:
                                  "strategy": a.strategy, "max_clips": a.max_clips, "max_frames": a.max_frames,
                                  "encoder_mode": a.encoder, "warmup_epochs": a.warmup_epochs,
                                  "min_epochs": a.min_epochs, "methods": tuple(a.methods) if a.methods else None,
-                                 "augment": a.augment})
+                                 "augment": a.augment, "fakes": a.fakes})
     res = train(a.cache, a.run_dir, exp.model, exp.train, resume=a.resume, progress=not a.quiet)
     if res.best_epoch >= 0:
         m = res.val_metrics
@@ -188,6 +205,11 @@ def cmd_study(a: argparse.Namespace) -> int:
 
     train = {"max_epochs": a.epochs, "patience": a.patience, "batch_size": a.batch_size, "lr": a.lr,
              "accelerator": a.accelerator, "devices": a.devices}
+    if a.generalisation:
+        return _generalisation(a, train)
+    if a.cache is None:
+        raise ValueError("forensight study needs --cache (only --generalisation makes its own data)")
+    a.regions = a.regions or ["frame", "full", "eyes", "mouth"]
     res = run_study(a.cache, a.out, regions=tuple(a.regions), heads=tuple(a.heads), family=a.family,
                     seeds=tuple(a.seeds), train=train, model_overrides={"input_size": a.input_size},
                     n_bootstrap=a.bootstrap, methods=tuple(a.methods or ()), progress=not a.quiet,
@@ -231,13 +253,33 @@ def cmd_tune(a: argparse.Namespace) -> int:
     return 0
 
 
+def _generalisation(a: argparse.Namespace, train: dict[str, Any]) -> int:
+    """``study --generalisation``: make the data (unless --cache), run the study, print the table."""
+    from forensight.config import DemoConfig
+    from forensight.generalisation import prepare_data, run_generalisation
+
+    demo = DemoConfig()
+    train = {**demo.train(), **{k: v for k, v in train.items() if v is not None}}
+    regions = tuple(a.regions or ("full", "mouth"))
+    size = a.input_size or demo.size
+    cache = a.cache or prepare_data(a.out, pairs=a.pairs, per_video=a.per_video, size=size, regions=regions,
+                                    workers=a.workers, progress=not a.quiet)
+    res = run_generalisation(cache, a.out, regions=regions, heads=tuple(a.heads), seeds=tuple(a.seeds),
+                             family=a.family, train=train, model_overrides={"input_size": size},
+                             n_bootstrap=a.bootstrap, progress=not a.quiet)
+    print(res.table_md.read_text() if res.table_md else "")
+    print(f"wrote {res.table_md}, {res.table_csv}, {res.plot}  [{res.seconds:.0f} s]")
+    return 0
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     from forensight.config import merge
     from forensight.demo import DemoConfig, run_demo
 
     cfg = merge(DemoConfig, {"pairs": a.pairs, "epochs": a.epochs, "workers": a.workers,
                              "seeds": tuple(a.seeds) if a.seeds else None,
-                             "sweep_fractions": () if a.no_sweep else None})
+                             "sweep_fractions": () if a.no_sweep else None,
+                             "gen_seeds": () if a.no_generalisation else None})
     run_demo(a.out, cfg, study=not a.no_study, progress=not a.quiet)
     return 0
 
@@ -381,6 +423,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=2, help="worker processes")
     s.add_argument("--shard", type=_shard, default=(0, 1), help="i/n: process shard i of n (job arrays)")
     s.add_argument("--retry-failed", action="store_true", help="retry videos that failed before")
+    s.add_argument("--pseudo-fakes", type=_csv_list, metavar="KINDS",
+                   help="also make pseudo-fakes of every REAL video from the same decoded frames: sbi (self-blend), "
+                        "vb (video-level part blending / feature drift), e.g. sbi,vb; label 1, method pseudo_<kind>, "
+                        "in the source's split (see docs: Train on your own real videos)")
+    s.add_argument("--per-video", type=int, metavar="K", help="pseudo-fakes per real video (default 1)")
+    s.add_argument("--pseudo-region", choices=["face", "eyes", "mouth", "any"],
+                   help="landmark set of the pseudo-fake mask (default any: drawn per pseudo-fake)")
+    s.add_argument("--pseudo-sparsity", type=float, default=0.5,
+                   help="share of the sampled frames blended, in bursts (default 0.5)")
+    s.add_argument("--pseudo-per-frame", action="store_true",
+                   help="sbi: redraw the blend parameters every frame (default: once per video)")
+    s.add_argument("--pseudo-seed", type=int, default=0, help="seed of the pseudo-fakes (with the video id)")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_preprocess)
 
@@ -413,6 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--warmup-epochs", type=float)
     s.add_argument("--min-epochs", type=int, help="train at least this many epochs and select only from there")
     s.add_argument("--methods", type=_csv_list, help="only the fakes of these methods (and all reals)")
+    s.add_argument("--fakes", choices=["real", "pseudo", "both"],
+                   help="positives: real = the dataset's fakes (default), pseudo = only the pseudo-fakes made "
+                        "from the real videos by `preprocess --pseudo-fakes`, both")
     s.add_argument("--max-clips", type=int)
     s.add_argument("--max-frames", type=int)
     s.add_argument("--seed", type=int)
@@ -476,9 +533,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_robustness)
 
     s = sub.add_parser("study", help="regions x {control, attention} on one cache: train, evaluate, compare")
-    s.add_argument("--cache", type=Path, required=True)
+    s.add_argument("--cache", type=Path, help="the cache (required, except with --generalisation)")
     s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--regions", type=_csv_list, default=["frame", "full", "eyes", "mouth"])
+    s.add_argument("--regions", type=_csv_list,
+                   help="default frame,full,eyes,mouth (full,mouth with --generalisation)")
+    s.add_argument("--generalisation", action="store_true",
+                   help="the cross-manipulation study instead: trained on Face2Face / pseudo-fakes only / both, "
+                        "tested on Face2Face, FaceSwap, EyeBlink (generalisation.csv/.md/.png); without --cache it "
+                        "makes its synthetic data and pseudo-fakes under --out")
+    s.add_argument("--pairs", type=int, default=30, help="--generalisation data: synthetic identity pairs")
+    s.add_argument("--per-video", type=int, default=1, help="--generalisation data: pseudo-fakes per real video")
+    s.add_argument("--workers", type=int, default=2, help="--generalisation data: worker processes")
     s.add_argument("--heads", type=_csv_list, default=["control", "attention"])
     s.add_argument("--family", default="region_lite0",
                    help="preset family: region_lite0 (frozen ImageNet Lite0, CPU; default), region_b1 (published, "
@@ -536,6 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, help="processes for synth / preprocessing (default 2)")
     s.add_argument("--no-study", action="store_true", help="stop after preprocessing")
     s.add_argument("--no-sweep", action="store_true", help="skip the sparsity sweep")
+    s.add_argument("--no-generalisation", action="store_true",
+                   help="skip the small generalisation study (pseudo-fakes vs supervised Face2Face)")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_demo)
 

@@ -685,6 +685,10 @@ class TrainConfig:
             at ``max_epochs``.
         methods: train / select on the real videos and only the fakes of these methods (all when
             empty), e.g. one manipulation of an FF++ cache holding several, or one sweep variant.
+        fakes: which fakes are the positives, in training and in validation (model selection and
+            threshold): "real" (default: the dataset's fakes, every method not ``pseudo_*``),
+            "pseudo" (only the pseudo-fakes ``preprocess --pseudo-fakes`` made from the real videos:
+            training from real videos alone) or "both". Real videos always take part.
         min_face_coverage: videos whose face was detected in fewer than this fraction of their
             sampled frames are ``low_face_coverage``: left out of training and validation, and, as
             the value is stored in the model file, of ``evaluate`` and refused by ``detect``.
@@ -714,6 +718,7 @@ class TrainConfig:
     min_epochs: int = 3
     methods: tuple[str, ...] = ()
     min_face_coverage: float = 0.25
+    fakes: str = "real"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", tuple(self.methods))
@@ -729,6 +734,8 @@ class TrainConfig:
             raise ValueError(f"min_face_coverage must be in [0, 1], got {self.min_face_coverage}")
         if self.warmup_epochs < 0 or self.min_epochs < 1:
             raise ValueError("warmup_epochs must be >= 0 and min_epochs >= 1")
+        if self.fakes not in ("real", "pseudo", "both"):
+            raise ValueError(f"fakes must be real, pseudo or both, got {self.fakes!r}")
         if self.balance not in ("loss", "sampler", "none"):
             raise ValueError(f"balance must be loss, sampler or none, got {self.balance!r}")
         for k in ("max_epochs", "patience", "batch_size", "accumulate"):
@@ -901,6 +908,10 @@ class DemoConfig:
         sweep_pairs, sweep_frames, sweep_fractions, sweep_seeds, sweep_shares: the sweep's data
             (one dataset, a variant per fraction, split ``sweep_shares``: with 40 pairs the test
             split holds 100 videos per condition) and seeds; ``sweep_fractions=()`` skips it.
+        gen_pairs, gen_frames, gen_regions, gen_seeds, gen_per_video: the small generalisation study
+            (``forensight.generalisation``: trained on Face2Face / pseudo-fakes only / both, tested
+            on Face2Face, FaceSwap, EyeBlink); ``gen_seeds=()`` skips it. The full study is
+            ``forensight study --generalisation``.
         workers: processes for synth / preprocessing.
         seed: the data seed.
     """
@@ -924,6 +935,11 @@ class DemoConfig:
     sweep_fractions: tuple[float, ...] = (1.0, 0.5, 0.25, 0.1)
     sweep_seeds: tuple[int, ...] = (0, 1, 2)
     sweep_shares: tuple[float, float, float] = (0.25, 0.125, 0.625)
+    gen_pairs: int = 16
+    gen_frames: int = 32
+    gen_regions: tuple[str, ...] = ("full",)
+    gen_seeds: tuple[int, ...] = (0, 1, 2)
+    gen_per_video: int = 1
     workers: int = 2
     seed: int = 0
 

@@ -6,7 +6,10 @@
    features (study.csv with mean ± sd, study_diff.csv with the paired attention − control test);
 4. sparsity sweep: one dataset whose fakes are manipulated on 100 / 50 / 25 / 10 % of their frames
    (the same reals), mouth region, both heads, 100 test videos per condition (sweep.csv, sweep.png),
-   with the attention's temporal localisation against the known manipulated frames.
+   with the attention's temporal localisation against the known manipulated frames;
+5. generalisation (small): Face2Face / FaceSwap / EyeBlink fakes of the same reals plus pseudo-fakes
+   of the reals; trained on Face2Face, on pseudo-fakes only, or both, tested on each manipulation
+   (generalisation/generalisation.md; the full version is ``forensight study --generalisation``).
 
 Every step resumes: run it again and finished work is reused, with identical numbers (training and
 scoring are deterministic on CPU; a fresh run re-encodes the synthetic videos, and H.264 encoding
@@ -40,7 +43,7 @@ def run_demo(out: str | Path = "forensight_demo", cfg: DemoConfig | None = None,
     t0 = time.perf_counter()
     out = Path(out)
     data, cache_dir, study_dir = out / "data", out / "cache", out / "study"
-    steps = 4 if cfg.sweep_fractions else 3
+    steps = 3 + bool(cfg.sweep_fractions) + bool(cfg.gen_seeds)
     result: dict[str, Any] = {"out": str(out), "seconds": {}}
 
     def timed(key: str, t: float) -> None:
@@ -91,6 +94,24 @@ def run_demo(out: str | Path = "forensight_demo", cfg: DemoConfig | None = None,
         timed("sweep", t)
         result.update(sweep=format_sweep(sw.rows), sweep_csv=str(sw.csv), sweep_plot=str(sw.plot))
         _say(result["sweep"])
+    if cfg.gen_seeds:
+        from forensight.generalisation import prepare_data, run_generalisation
+
+        gout = out / "generalisation"
+        _say(f"[demo {steps}/{steps}] generalisation (small): trained on Face2Face / pseudo-fakes / both x "
+             f"{', '.join(cfg.gen_regions)} x {len(cfg.heads)} heads x {len(cfg.gen_seeds)} seeds, tested on "
+             f"Face2Face, FaceSwap, EyeBlink -> {gout}")
+        t = time.perf_counter()
+        gcache = prepare_data(gout, pairs=cfg.gen_pairs, frames=cfg.gen_frames, size=cfg.size, regions=cfg.gen_regions,
+                              per_video=cfg.gen_per_video, seed=cfg.seed + 2, workers=cfg.workers, progress=progress)
+        timed("generalisation_data", t)
+        t = time.perf_counter()
+        gres = run_generalisation(gcache, gout, regions=cfg.gen_regions, heads=cfg.heads, seeds=cfg.gen_seeds,
+                                  family=cfg.family, train=cfg.train(), model_overrides={"input_size": cfg.size},
+                                  progress=progress)
+        timed("generalisation", t)
+        result.update(generalisation_md=str(gres.table_md), generalisation_plot=str(gres.plot))
+        _say(gres.table_md.read_text() if gres.table_md else "")
     result["seconds"]["total"] = round(time.perf_counter() - t0, 1)
     _say(f"demo finished in {result['seconds']['total']:.0f} s -> {out}  (stage seconds: "
          + ", ".join(f"{k} {v:.0f}" for k, v in result["seconds"].items() if k != "total") + ")")

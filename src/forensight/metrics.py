@@ -188,6 +188,43 @@ def bootstrap_auc_ci(
     return float(lo), float(hi)
 
 
+def seed_mean_auc_ci(
+    y: Sequence[int] | np.ndarray,
+    scores: Sequence[float] | np.ndarray,
+    n: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap ``(1 - alpha)`` interval of the MEAN over seeds of the AUC.
+
+    ``y``: ``(V,)`` labels; ``scores``: ``(S, V)`` video scores, one row per training seed (``(V,)``
+    = one seed). Videos are resampled with replacement (the same resample for every seed), so the
+    interval covers the test-set sampling of a seed-averaged AUC; single-class resamples are
+    skipped. Returns ``(nan, nan)`` if every resample was single-class.
+    """
+    y_in = np.asarray(y)
+    y_arr, _ = _check(y_in, np.zeros(y_in.shape[0]))
+    s_arr = _seed_matrix(scores, "scores", y_arr.shape[0])
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    rng = np.random.default_rng(seed)
+    size = y_arr.shape[0]
+    vals: list[np.ndarray] = []
+    chunk = max(1, min(n, 1_000_000 // size))
+    for start in range(0, n, chunk):
+        idx = rng.integers(0, size, size=(min(chunk, n - start), size))
+        y_res = y_arr[idx]
+        vals.append(np.mean([_auc_rows(y_res, row[idx]) for row in s_arr], axis=0))
+    allv = np.concatenate(vals)
+    allv = allv[~np.isnan(allv)]
+    if allv.size == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(allv, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return float(lo), float(hi)
+
+
 def aggregate_video_scores(
     video_ids: Iterable[Hashable], clip_logits: Iterable[float]
 ) -> dict[Hashable, float]:

@@ -10,7 +10,11 @@ Card fields (all JSON types):
     datasets: ``{dataset name: videos}`` over the train + val splits.
     methods: ``{method: videos}`` (``"original"`` etc. for real videos).
     videos: ``{split: {"real": n, "fake": m}}`` for "train" and "val".
-    synthetic_only: True when every one of those videos is synthetic.
+    synthetic_only: True when every one of those videos is synthetic (a pseudo-fake carries its
+        source video's dataset: pseudo-fakes of real footage are not synthetic, those of
+        ``forensight synth`` reals are).
+    fakes: ``{"mode": "real" | "pseudo" | "both", "dataset": n, "pseudo": m}``: which fakes were the
+        positives (``TrainConfig.fakes``) and how many videos of each kind (train + val).
     trained_at: UTC date and time of training (ISO 8601, seconds).
     cache, preprocess_hash: where the training data came from.
 """
@@ -33,7 +37,7 @@ UNKNOWN_CARD = ("unknown: this model file predates model cards (it does not say 
 
 
 def training_card(splits: Mapping[str, Iterable[Any]], *, cache: str = "", preprocess_hash: str = "",
-                  now: _dt.datetime | None = None) -> dict[str, Any]:
+                  now: _dt.datetime | None = None, fakes: str = "real") -> dict[str, Any]:
     """The model card of a training run.
 
     Args:
@@ -42,15 +46,20 @@ def training_card(splits: Mapping[str, Iterable[Any]], *, cache: str = "", prepr
         cache: the cache the run read.
         preprocess_hash: that cache's preprocessing hash.
         now: the training time (default: now, UTC).
+        fakes: the run's ``TrainConfig.fakes``.
     """
+    from forensight.records import is_pseudo
+
     datasets: Counter[str] = Counter()
     methods: Counter[str] = Counter()
     videos: dict[str, dict[str, int]] = {}
-    total = synthetic = 0
+    total = synthetic = n_pseudo = n_fake = 0
     for split, records in splits.items():
         counts = {"real": 0, "fake": 0}
         for r in records:
             counts["fake" if int(r.label) else "real"] += 1
+            n_fake += int(r.label) == 1
+            n_pseudo += int(r.label) == 1 and is_pseudo(r.method)
             datasets[str(r.dataset)] += 1
             methods[str(r.method)] += 1
             total += 1
@@ -59,6 +68,7 @@ def training_card(splits: Mapping[str, Iterable[Any]], *, cache: str = "", prepr
     when = (now or _dt.datetime.now(_dt.UTC)).astimezone(_dt.UTC)
     return {"datasets": dict(sorted(datasets.items())), "methods": dict(sorted(methods.items())), "videos": videos,
             "synthetic_only": bool(total) and synthetic == total,
+            "fakes": {"mode": str(fakes), "dataset": n_fake - n_pseudo, "pseudo": n_pseudo},
             "trained_at": when.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
             "cache": str(cache), "preprocess_hash": str(preprocess_hash)}
 
@@ -82,6 +92,8 @@ def card_lines(card: Mapping[str, Any] | None) -> list[str]:
     parts = [f"{s}: {c.get('real', 0)} real + {c.get('fake', 0)} fake" for s, c in v.items()]
     lines = [f"trained on {fmt(card.get('datasets') or {})} ({'; '.join(parts) or 'no videos'})",
              f"methods: {fmt(card.get('methods') or {})}",
+             *([(f"fakes: {fk.get('mode')} ({fk.get('dataset', 0)} dataset fakes, {fk.get('pseudo', 0)} "
+                 "pseudo-fakes made from its real videos)")] if (fk := card.get("fakes")) else []),
              f"trained {card.get('trained_at', '?')}"]
     w = card_warning(card)
     if w:

@@ -26,7 +26,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,7 @@ from forensight.video import FrameStore, VideoIndex, index_video, iter_frames, p
 
 if TYPE_CHECKING:
     from forensight.faces.faceness import FaceVerdict
+    from forensight.pseudofake import PseudoFakeConfig
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class ProcessedVideo:
     frame_store: dict[str, int] = field(default_factory=dict)
     others: list[tuple[FaceTrack, dict[str, np.ndarray]]] = field(default_factory=list)
     rejected: list[tuple[FaceTrack, FaceVerdict]] = field(default_factory=list)
+    pseudo: list[PseudoOutput] = field(default_factory=list)
 
     @property
     def truncated(self) -> dict[str, Any] | None:
@@ -96,6 +98,23 @@ class ProcessedVideo:
                 "truncated": self.truncated, "warnings": [dict(w) for w in self.warnings],
                 "frame_store": dict(self.frame_store),
                 "timings_s": {k: round(v, 4) for k, v in self.timings.items()}}
+
+
+@dataclass
+class PseudoOutput:
+    """One pseudo-fake made from a processed real video (``process_video(..., pseudo=...)``).
+
+    ``record``: its :class:`VideoRecord` (label 1, method ``pseudo_<kind>``, the source's split;
+    ``manipulated_frames`` = the source frame numbers blended); ``regions``: region → uint8
+    (T, h, w, c) crops cut from the blended native frames (None when it failed); ``truth``: the
+    ground truth (:meth:`forensight.pseudofake.PseudoFakePlan.ground_truth`); ``error``: why no
+    pseudo-fake was made (reason ``too_few_frames`` / ``landmarks_off_frame``), else None.
+    """
+
+    record: VideoRecord
+    regions: dict[str, np.ndarray] | None = None
+    truth: dict[str, Any] | None = None
+    error: PreprocessError | None = None
 
 
 class _Timer:
@@ -148,24 +167,42 @@ def _detect_pass(
     return nums, times, dets
 
 
-def _crop_all(frames: Iterable[np.ndarray], tracks: Sequence[tuple[FaceTrack, Any]], cfg: PreprocessConfig,
-              timer: _Timer) -> list[dict[str, np.ndarray]]:
-    """Pass 2: every region of every frame, for each ``(track, lips)``; ``lips`` = (smoothed, raw)
-    landmarks for the mouth alignment, or None. One pass over the frames whatever the number of people."""
+def _cut(rgb: np.ndarray, i: int, track: FaceTrack, lips: Any, cfg: PreprocessConfig) -> dict[str, np.ndarray]:
+    """Every region of sample ``i`` of one person (``lips`` = (smoothed, raw) landmarks or None)."""
     from forensight.regions import align_lips, crop_regions
 
-    outs: list[dict[str, list[np.ndarray]]] = [{r: [] for r in cfg.regions} for _ in tracks]
+    crops = crop_regions(rgb, track.landmarks[i], track.boxes[i], cfg)
+    if lips is not None:
+        # official geometry: transform from smoothed landmarks, patch centred on this frame's own
+        crops["lips"] = align_lips(rgb, lips[0][i], cfg.lips_size, center_landmarks=lips[1][i])[..., None]
+    return crops
+
+
+def _crop_all(frames: Iterable[np.ndarray], tracks: Sequence[tuple[FaceTrack, Any]], cfg: PreprocessConfig,
+              timer: _Timer, plans: Sequence[Any] = ()) -> list[dict[str, np.ndarray]]:
+    """Pass 2: every region of every frame, for each ``(track, lips)``; ``lips`` = (smoothed, raw)
+    landmarks for the mouth alignment, or None. One pass over the frames whatever the number of people.
+
+    ``plans``: pseudo-fakes of the subject (:class:`forensight.pseudofake.PseudoFakePlan`); each frame
+    is blended by each plan and its regions cut from the blended native frame with the subject's
+    track (an untouched frame reuses the real crops). Their crops follow the people's in the result.
+    """
+    outs: list[dict[str, list[np.ndarray]]] = [{r: [] for r in cfg.regions} for _ in list(tracks) + list(plans)]
     t = time.perf_counter()
     for i, rgb in enumerate(frames):
         t = timer.add("store", t)  # waiting for the frame: 0 from RAM, a disk read when it was spilled
-        for out, (track, lips) in zip(outs, tracks):
-            crops = crop_regions(rgb, track.landmarks[i], track.boxes[i], cfg)
+        per_person = [_cut(rgb, i, track, lips, cfg) for track, lips in tracks]
+        t = timer.add("crop", t)
+        for k, plan in enumerate(plans):
+            fake = plan.apply(i, rgb)
+            crops = per_person[0] if fake is rgb else _cut(fake, i, tracks[0][0], tracks[0][1], cfg)
+            for name, crop in crops.items():
+                outs[len(tracks) + k][name].append(crop)
+        if plans:
+            t = timer.add("pseudo", t)
+        for out, crops in zip(outs, per_person):
             for name, crop in crops.items():
                 out[name].append(crop)
-            if lips is not None:
-                # official geometry: transform from smoothed landmarks, patch centred on this frame's own
-                out["lips"].append(align_lips(rgb, lips[0][i], cfg.lips_size, center_landmarks=lips[1][i])[..., None])
-        t = timer.add("crop", t)
     return [{k: np.stack(v) for k, v in out.items()} for out in outs]
 
 
@@ -240,7 +277,8 @@ def _only(cfg: PreprocessConfig, regions: Sequence[str] | None) -> PreprocessCon
 def process_video(record: VideoRecord, cfg: PreprocessConfig, buffer_mb: float = 768.0,
                   threads: int = 0, overlap: bool = True, people: float | None = None,
                   min_frames: int = 0, progress: Callable[[float], None] | None = None,
-                  regions: Sequence[str] | None = None) -> ProcessedVideo:
+                  regions: Sequence[str] | None = None,
+                  pseudo: PseudoFakeConfig | None = None) -> ProcessedVideo:
     """Preprocess one video (see the module docstring); raises ``PreprocessError`` on bad input.
 
     One decode, bounded memory. The sampled frames are decoded exactly once, in one forward
@@ -268,6 +306,8 @@ def process_video(record: VideoRecord, cfg: PreprocessConfig, buffer_mb: float =
     called after each sampled frame's detection (fraction of the sampled frames done).
     ``regions``: cut only these of ``cfg.regions`` (``detect`` needs only its model's region);
     each is cut exactly as with all of them. None = all.
+    ``pseudo``: for a REAL video, also make its pseudo-fakes (:func:`forensight.pseudofake.pseudo_records`)
+    from the same decoded frames and landmarks, cut in the same pass (``ProcessedVideo.pseudo``).
     """
     cut = _only(cfg, regions)
     timings: dict[str, float] = {}
@@ -295,12 +335,42 @@ def process_video(record: VideoRecord, cfg: PreprocessConfig, buffer_mb: float =
 
         t = time.perf_counter()
         tracks, rejected = _tracks(dets, nums, cut, people)
-        timer.add("track", t)
-        crops = _crop_all(store.drain(), tracks, cut, timer)
+        t = timer.add("track", t)
+        pseudo_out, plans = _pseudo_plans(record, pseudo, tracks[0][0], idx.info)
+        timer.add("pseudo", t)
+        crops = _crop_all(store.drain(), tracks, cut, timer, [p for _, p in plans])
+    for (out, plan), rg in zip(plans, crops[len(tracks):]):
+        out.regions = rg
+        out.truth = plan.ground_truth(nums)
+        out.record = replace(out.record, manipulated_frames=tuple(out.truth["manipulated_frames"]))
     return ProcessedVideo(record=record, index=idx, frames_idx=np.asarray(nums, np.int64),
                           timestamps=np.asarray(times, np.float64), track=tracks[0][0], regions=crops[0],
                           timings=timings, warnings=warnings, frame_store=held,
-                          others=[(tr, rg) for (tr, _), rg in zip(tracks[1:], crops[1:])], rejected=rejected)
+                          others=[(tr, rg) for (tr, _), rg in zip(tracks[1:], crops[1:len(tracks)])],
+                          rejected=rejected, pseudo=pseudo_out)
+
+
+def _pseudo_plans(record: VideoRecord, pseudo: PseudoFakeConfig | None, track: FaceTrack, info: Any,
+                  ) -> tuple[list[PseudoOutput], list[tuple[PseudoOutput, Any]]]:
+    """Every pseudo-fake of ``record`` (all outputs; the ``(output, plan)`` of those that can be made)."""
+    if pseudo is None or record.label != 0:
+        return [], []
+    from forensight.pseudofake import plan_pseudofake, pseudo_records, rng_for
+
+    shape = (info.height, info.width, 3)  # the decoded frames' size (after rotation)
+    outs: list[PseudoOutput] = []
+    plans: list[tuple[PseudoOutput, Any]] = []
+    for k, (rec, kind) in enumerate(pseudo_records(record, pseudo)):
+        out = PseudoOutput(record=rec)
+        outs.append(out)
+        try:
+            plan = plan_pseudofake(kind, pseudo.region, track.landmarks, shape, rng_for(pseudo, record.video_id, k),
+                                   pseudo.sparsity, pseudo.per_frame)
+        except PreprocessError as e:
+            out.error = e
+            continue
+        plans.append((out, plan))
+    return outs, plans
 
 
 def _process_mouth_crops(record: VideoRecord, cfg: PreprocessConfig, idx: VideoIndex, wanted: np.ndarray,
@@ -367,6 +437,8 @@ class PreprocessSummary:
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     skipped_reasons: dict[str, int] = field(default_factory=dict)
+    pseudo_done: int = 0
+    pseudo_failures: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def accounted(self) -> int:
@@ -381,6 +453,10 @@ class PreprocessSummary:
                 f"{self.skipped} skipped{f' ({why})' if why else ''}; {check}  [{self.seconds:.1f} s] "
                 f"-> {self.root}")
         lines = [head]
+        if self.pseudo_done or self.pseudo_failures:
+            reasons = Counter(r for r, _ in self.pseudo_failures.values())
+            lines.append(f"  pseudo-fakes: {self.pseudo_done} written, {len(self.pseudo_failures)} not made"
+                         + (" (" + ", ".join(f"{k}={v}" for k, v in sorted(reasons.items())) + ")" if reasons else ""))
         if self.failures:
             reasons = Counter(r for r, _ in self.failures.values())
             lines.append("  failures by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(reasons.items())))
@@ -400,18 +476,21 @@ def shard_records(records: Sequence[VideoRecord], shard: tuple[int, int]) -> lis
     return ordered[i::n]
 
 
-def _work(args: tuple[VideoRecord, PreprocessConfig, str, float, int, str]
-          ) -> tuple[str, str, str, str, dict]:
-    """Worker: process and write one video. Returns (video_id, status, reason, message, timings).
+def _work(args: tuple[Any, ...]) -> tuple[str, str, str, str, dict, dict]:
+    """Worker: process and write one video (and its pseudo-fakes).
 
-    ``args`` = (record, config, cache root, decode buffer in MiB, decoder threads, crash_on).
+    Returns (video_id, status, reason, message, timings, pseudo counts ``{"done": n, "failed":
+    {video_id: (reason, message)}}``). ``args`` = (record, config, cache root, decode buffer in
+    MiB, decoder threads, crash_on, pseudo-fake config or None). The pseudo-fake entries are
+    written BEFORE the real video's, so a finished real entry means its pseudo-fakes were handled;
+    a source video that fails gives each of its pseudo-fakes a failure with the same reason.
     The path is checked first (``input_file_error``: a folder, named pipe or dangling link is
     never opened), and a still image is told from a video (``still_image_error``).
     ``crash_on`` is a TEST-ONLY hook (from the environment variable ``CRASH_ENV``, read by
     ``run_preprocess``): when it equals the record's name or file name, this process kills itself
     with SIGKILL, as the out-of-memory killer would. "" = no hook.
     """
-    record, cfg, root, buffer_mb, threads, crash_on = args
+    record, cfg, root, buffer_mb, threads, crash_on, pseudo = args
     if crash_on and crash_on in (record.name, record.path.name):
         import signal
 
@@ -422,7 +501,8 @@ def _work(args: tuple[VideoRecord, PreprocessConfig, str, float, int, str]
         if bad_input is not None:
             raise bad_input
         try:
-            pv = process_video(record, cfg, buffer_mb=buffer_mb, threads=threads, overlap=threads != 1)
+            pv = process_video(record, cfg, buffer_mb=buffer_mb, threads=threads, overlap=threads != 1,
+                               pseudo=pseudo)
         except PreprocessError as e:
             if e.reason == "too_short":  # one frame of an image format: not a short video, no video at all
                 still = still_image_error(record.path)
@@ -433,21 +513,55 @@ def _work(args: tuple[VideoRecord, PreprocessConfig, str, float, int, str]
         if still is not None:
             raise still
         t = time.perf_counter()
+        counts = _write_pseudo(cache, pv, pseudo)
         cache.write_entry(record, pv.arrays(), pv.regions, pv.meta())
         pv.timings["write"] = time.perf_counter() - t
-        return record.video_id, "ok", "", "", pv.timings
+        return record.video_id, "ok", "", "", pv.timings, counts
     except PreprocessError as e:
         cache.write_failure(record, e.reason, e.message)
-        return record.video_id, "failed", e.reason, e.message, {}
+        return record.video_id, "failed", e.reason, e.message, {}, _fail_pseudo(cache, record, pseudo, e.reason,
+                                                                              e.message)
     except MemoryError:
         cache.write_failure(record, "too_large", "ran out of memory")
-        return record.video_id, "failed", "too_large", "ran out of memory", {}
+        return (record.video_id, "failed", "too_large", "ran out of memory", {},
+                _fail_pseudo(cache, record, pseudo, "too_large", "ran out of memory"))
     except DiskFullError:  # not this video's fault: the run stops, and its rerun resumes here
         raise
     except Exception as e:  # noqa: BLE001 - an unexpected bug must not stop the batch, but must be loud
         msg = f"{type(e).__name__}: {e}"
         cache.write_failure(record, "error", msg + " | " + traceback.format_exc(limit=3).replace("\n", " "))
-        return record.video_id, "failed", "error", msg, {}
+        return record.video_id, "failed", "error", msg, {}, _fail_pseudo(cache, record, pseudo, "error", msg)
+
+
+def _write_pseudo(cache: Cache, pv: ProcessedVideo, pseudo: PseudoFakeConfig | None) -> dict[str, Any]:
+    """Write the pseudo-fake entries (or their failures) of a processed real video; their counts."""
+    counts: dict[str, Any] = {"done": 0, "failed": {}}
+    for out in pv.pseudo:
+        if out.error is not None:
+            cache.write_failure(out.record, out.error.reason, out.error.message)
+            counts["failed"][out.record.video_id] = (out.error.reason, out.error.message)
+            continue
+        assert out.regions is not None and pseudo is not None
+        meta = {**pv.meta(), "pseudo": {**(out.truth or {}), "source": pv.record.video_id,
+                                        "config": pseudo.to_dict()}}
+        cache.write_entry(out.record, pv.arrays(), out.regions, meta)
+        counts["done"] += 1
+    return counts
+
+
+def _fail_pseudo(cache: Cache, record: VideoRecord, pseudo: PseudoFakeConfig | None, reason: str,
+                 message: str) -> dict[str, Any]:
+    """A failed source video: each of its pseudo-fakes fails with the same reason."""
+    counts: dict[str, Any] = {"done": 0, "failed": {}}
+    if pseudo is None:
+        return counts
+    from forensight.pseudofake import pseudo_records
+
+    for rec, _ in pseudo_records(record, pseudo):
+        msg = f"its source video {record.video_id} failed: {message}"
+        cache.write_failure(rec, reason, msg)
+        counts["failed"][rec.video_id] = (reason, msg)
+    return counts
 
 
 def _init_worker() -> None:
@@ -459,7 +573,7 @@ def _init_worker() -> None:
 
 def run_preprocess(records: Sequence[VideoRecord], root: str | Path, cfg: PreprocessConfig, workers: int = 1,
                    shard: tuple[int, int] = (0, 1), retry_failed: bool = False, progress: bool = True,
-                   buffer_mb: float = 768.0) -> PreprocessSummary:
+                   buffer_mb: float = 768.0, pseudo: PseudoFakeConfig | None = None) -> PreprocessSummary:
     """Preprocess ``records`` into the cache at ``root`` (created if new; resumed if it exists).
 
     Every record of the shard ends counted once in the summary (done, failed with a reason, or
@@ -473,6 +587,12 @@ def run_preprocess(records: Sequence[VideoRecord], root: str | Path, cfg: Prepro
     resumes). Shards may run concurrently on one cache root: each cleans only the temporary
     directories of dead processes (``Cache.clean_partial``).
 
+    ``pseudo``: also write pseudo-fakes of every REAL video (:mod:`forensight.pseudofake`; K =
+    ``pseudo.per_video`` entries each, label 1, method ``pseudo_sbi`` / ``pseudo_vb``, in the source's
+    split) from the same decoded frames and landmarks; counted in ``pseudo_done`` / ``pseudo_failures``.
+    A real video counts as done before only when its pseudo-fakes are also done (or failed, unless
+    ``retry_failed``). A set of records with no real video is refused (ValueError).
+
     Raises ``CacheConfigMismatch`` if ``root`` was made with another config. Videos already in
     the cache are skipped, and so are earlier failures unless ``retry_failed``.
 
@@ -483,6 +603,14 @@ def run_preprocess(records: Sequence[VideoRecord], root: str | Path, cfg: Prepro
     from tqdm.auto import tqdm
 
     t_start = time.perf_counter()
+    if pseudo is not None:
+        if cfg.input != "video":
+            raise ValueError(f"pseudo-fakes need faces and landmarks (input 'video'); the config's input is "
+                             f"{cfg.input!r}")
+        n_real = sum(r.label == 0 for r in records)
+        if n_real == 0:
+            raise ValueError(f"pseudo-fakes are made from real videos, and none of the {len(records)} input "
+                             "videos is real (label 0): give a folder with real/ (or a CSV with label 0 rows)")
     cache = Cache.create(root, cfg)
     cache.clean_partial()
     mine = shard_records(records, shard)
@@ -493,7 +621,7 @@ def run_preprocess(records: Sequence[VideoRecord], root: str | Path, cfg: Prepro
     summary = PreprocessSummary(root=Path(root), total=len(mine))
     todo = []
     for r in mine:
-        why = ("done_before" if cache.is_done(r.video_id)
+        why = ("done_before" if cache.is_done(r.video_id) and _pseudo_settled(cache, r, pseudo, retry_failed)
                else "failed_before" if cache.is_failed(r.video_id) and not retry_failed else "")
         if why:
             summary.skipped += 1
@@ -502,7 +630,7 @@ def run_preprocess(records: Sequence[VideoRecord], root: str | Path, cfg: Prepro
             todo.append(r)
     threads = 1 if workers > 1 else 0
     crash_on = os.environ.get(CRASH_ENV, "")
-    jobs = [(r, cfg, str(cache.root), buffer_mb, threads, crash_on) for r in todo]
+    jobs = [(r, cfg, str(cache.root), buffer_mb, threads, crash_on, pseudo) for r in todo]
     bar = tqdm(total=len(jobs), desc="preprocess", unit="video", disable=not progress, dynamic_ncols=True)
     try:
         if workers <= 1:
@@ -526,9 +654,21 @@ def run_preprocess(records: Sequence[VideoRecord], root: str | Path, cfg: Prepro
     return summary
 
 
+def _pseudo_settled(cache: Cache, record: VideoRecord, pseudo: PseudoFakeConfig | None, retry_failed: bool) -> bool:
+    """True when every pseudo-fake of ``record`` is in the cache (or failed, unless ``retry_failed``)."""
+    if pseudo is None:
+        return True
+    from forensight.pseudofake import pseudo_records
+
+    return all(cache.is_done(rec.video_id) or (cache.is_failed(rec.video_id) and not retry_failed)
+               for rec, _ in pseudo_records(record, pseudo))
+
+
 def _consume(results: Iterable[tuple], summary: PreprocessSummary, bar: Any) -> None:
-    """Count ``_work`` results (video_id, status, reason, message, timings) into ``summary``."""
-    for vid, status, reason, msg, timings in results:
+    """Count ``_work`` results (video_id, status, reason, message, timings, pseudo counts) into ``summary``."""
+    for vid, status, reason, msg, timings, pseudo in results:
+        summary.pseudo_done += int(pseudo.get("done", 0))
+        summary.pseudo_failures.update(pseudo.get("failed", {}))
         if status == "ok":
             summary.done += 1
             for k, v in timings.items():
@@ -674,7 +814,7 @@ def _collect(finished: Iterable[Any], running: dict[Any, tuple], suspects: list[
             _consume([fut.result()], summary, bar)
 
 
-def _run_alone(job: tuple, ctx: Any, cache: Cache) -> tuple[str, str, str, str, dict]:
+def _run_alone(job: tuple, ctx: Any, cache: Cache) -> tuple[str, str, str, str, dict, dict]:
     """Run one ``_work`` job in a fresh process of ``ctx``; record ``worker_crashed`` if it dies.
 
     Returns ``_work``'s result, or for a process that died before answering a failure with reason
@@ -707,7 +847,8 @@ def _run_alone(job: tuple, ctx: Any, cache: Cache) -> tuple[str, str, str, str, 
     msg = (f"the worker process died while processing {record.path} ({how}); run alone it died again: "
            "out of memory (the OOM killer sends SIGKILL) or a crash in native decoding / face-detection code")
     cache.write_failure(record, "worker_crashed", msg)
-    return record.video_id, "failed", "worker_crashed", msg, {}
+    return record.video_id, "failed", "worker_crashed", msg, {}, _fail_pseudo(cache, record, job[6], "worker_crashed",
+                                                                             msg)
 
 
 def _solo_main(job: tuple, conn: Any) -> None:

@@ -21,6 +21,27 @@ import numpy as np
 REAL = 0
 FAKE = 1
 SPLITS = ("train", "val", "test")
+#: Method-name prefix of pseudo-fakes (``forensight.pseudofake``: fakes made from a real video at
+#: preprocessing time, e.g. ``pseudo_sbi``); every other fake method is a "real" (dataset) fake.
+PSEUDO_PREFIX = "pseudo_"
+#: Values of ``fakes`` (which fakes a model trains on): dataset fakes, pseudo-fakes or both.
+FAKE_SOURCES = ("real", "pseudo", "both")
+
+
+def is_pseudo(method: str) -> bool:
+    """True for a pseudo-fake's method name (``pseudo_*``)."""
+    return str(method).startswith(PSEUDO_PREFIX)
+
+
+def keep_fake(label: int, method: str, fakes: str) -> bool:
+    """Whether a video of ``label`` / ``method`` takes part when training on ``fakes``
+    (:data:`FAKE_SOURCES`, or "all"): real videos always; dataset fakes with "real" / "both" /
+    "all"; pseudo-fakes with "pseudo" / "both" / "all"."""
+    if fakes not in FAKE_SOURCES + ("all",):
+        raise ValueError(f"fakes must be one of {list(FAKE_SOURCES)}, got {fakes!r}")
+    if int(label) == REAL or fakes in ("both", "all"):
+        return True
+    return is_pseudo(method) == (fakes == "pseudo")
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 

@@ -350,3 +350,42 @@ def contact_sheet(regions: Mapping[str, np.ndarray], path: str | Path, frames: i
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     return path
+
+
+def pseudofake_sheet(frames: np.ndarray, landmarks: np.ndarray, path: str | Path, seed: int = 0, shown: int = 8,
+                     cell: int = 112, sparsity: float = 0.5) -> Path:
+    """Contact sheet of pseudo-fakes (:mod:`forensight.pseudofake`) of one real clip: a row of the real
+    frames, then one row per kind x region (sbi / vb x face / eyes / mouth), ``shown`` evenly spaced
+    frames each, cropped around the face; on manipulated frames the mask outline (blend weight 0.05
+    and 0.5) is drawn in green / yellow, untouched frames are shown as they are.
+
+    ``frames``: uint8 (T, H, W, 3) RGB; ``landmarks``: float (T, 68, 2). Returns the path.
+    """
+    import cv2
+
+    from forensight.pseudofake import KINDS, REGIONS, plan_pseudofake
+
+    frames = np.asarray(frames)
+    lms = np.asarray(landmarks, np.float32)
+    lo, hi = lms.reshape(-1, 2).min(0), lms.reshape(-1, 2).max(0)
+    c, half = (lo + hi) / 2, float(max(hi - lo)) * 0.65
+    h, w = frames.shape[1:3]
+    x0, y0 = int(max(0, c[0] - half)), int(max(0, c[1] - half))
+    x1, y1 = int(min(w, c[0] + half)), int(min(h, c[1] + half))
+    rows: dict[str, np.ndarray] = {"real": frames[:, y0:y1, x0:x1]}
+    for kind in KINDS:
+        for region in REGIONS[:-1]:
+            plan = plan_pseudofake(kind, region, lms, frames.shape[1:], np.random.default_rng(seed), sparsity)
+            out = []
+            for i, f in enumerate(frames):
+                fake = plan.apply(i, f)
+                img = np.ascontiguousarray(fake[y0:y1, x0:x1])
+                if fake is not f:
+                    m = plan.mask(i, f.shape)[y0:y1, x0:x1]
+                    for level, colour in ((0.05, (0, 255, 0)), (0.5, (255, 220, 0))):
+                        cs, _ = cv2.findContours((m > level).astype(np.uint8), cv2.RETR_EXTERNAL,
+                                                 cv2.CHAIN_APPROX_NONE)
+                        cv2.drawContours(img, cs, -1, colour, 1, cv2.LINE_AA)
+                out.append(img)
+            rows[f"{kind} {region}"] = np.stack(out)
+    return contact_sheet(rows, path, frames=shown, cell=cell)

@@ -169,15 +169,20 @@ def predict(model: nn.Module, batches: Iterable[dict[str, Any]], device: torch.d
 
 
 def make_dataset(cache: Cache, split: str, spec: InputSpec, max_clips: int = 0, max_frames: int = 0,
-                 features: Any = None, methods: Sequence[str] = (), min_coverage: float = 0.0) -> ClipDataset:
+                 features: Any = None, methods: Sequence[str] = (), min_coverage: float = 0.0,
+                 fakes: str = "all") -> ClipDataset:
     """The planned clips of one split for a model with input ``spec``; clear errors when empty.
 
     ``methods``: keep the real videos and only the fakes of these manipulation methods (all when
-    empty). ``features``: read a :class:`forensight.features.FeatureCache` instead of crops.
+    empty). ``fakes``: "all" (default), or keep only the dataset fakes ("real"), only the
+    pseudo-fakes ("pseudo") or both (:func:`forensight.records.keep_fake`); ``methods`` restricts
+    the dataset fakes, and the pseudo-fakes only when it names a ``pseudo_*`` method (so
+    ``methods=("Face2Face",), fakes="both"`` = Face2Face + every pseudo-fake). ``features``: read a
+    :class:`forensight.features.FeatureCache` instead of crops.
     """
     keep = set(methods)
     ids = [r["video_id"] for r in cache.rows() if r["status"] == "ok" and r["split"] == split
-           and (not keep or int(r["label"]) == 0 or r["method"] in keep)]
+           and (int(r["label"]) == 0 or _keep_method(r["method"], keep, fakes))]
     if not ids:
         raise ValueError(f"the cache {cache.root} has no processed videos in split {split!r}"
                          + (f" for methods {list(methods)}" if methods else ""))
@@ -191,9 +196,20 @@ def make_dataset(cache: Cache, split: str, spec: InputSpec, max_clips: int = 0, 
     return ds
 
 
+def _keep_method(method: str, keep: set[str], fakes: str) -> bool:
+    """Whether a fake of ``method`` is kept under ``methods`` = ``keep`` and ``fakes`` (see make_dataset)."""
+    from forensight.records import is_pseudo, keep_fake
+
+    if not keep_fake(1, method, fakes):
+        return False
+    named = {m for m in keep if is_pseudo(m) == is_pseudo(method)}
+    return not named or method in named if is_pseudo(method) else not keep or method in keep
+
+
 def score_split(loaded: LoadedModel, cache: Cache, split: str, *, batch_size: int = 8, max_frames: int = 0,
                 max_clips: int = 0, device: torch.device | str | None = None, progress: bool = False,
-                features: bool | None = None, methods: Sequence[str] = ()) -> tuple[ClipPredictions, ClipDataset]:
+                features: bool | None = None, methods: Sequence[str] = (),
+                fakes: str = "all") -> tuple[ClipPredictions, ClipDataset]:
     """Score every planned clip of ``split`` with a loaded model file (threshold and evaluate).
 
     ``features``: None = from the model's frozen-encoder feature cache when it was trained on one
@@ -202,7 +218,7 @@ def score_split(loaded: LoadedModel, cache: Cache, split: str, *, batch_size: in
     """
     fc = model_features(loaded, cache, required=bool(features)) if features is not False else None
     ds = make_dataset(cache, split, loaded.input_spec, max_clips=max_clips, max_frames=max_frames, features=fc,
-                      methods=methods, min_coverage=loaded.min_face_coverage)
+                      methods=methods, min_coverage=loaded.min_face_coverage, fakes=fakes)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0,
                                          collate_fn=collate_clips)
     return predict(loaded.scoring_model(), loader, device=device, progress=progress), ds

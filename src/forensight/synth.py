@@ -108,6 +108,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from forensight.blending import blend as _blend
+from forensight.blending import bursts as _bursts
+from forensight.blending import envelope as _envelope
+from forensight.blending import hull_mask as _hull_mask
+from forensight.blending import mean_in as _mean_in
+from forensight.blending import roi as _roi
+from forensight.blending import warp_roi as _warp_roi
 from forensight.io import atomic_write_json
 from forensight.records import SPLITS
 from forensight.regions import similarity_transform
@@ -431,79 +438,12 @@ def render_real(spec: RealSpec, num_frames: int, size: tuple[int, int] = DEFAULT
 
 # --------------------------------------------------------------------------- manipulations
 
-def _bursts(num_frames: int, sparsity: float, rng: np.random.Generator, min_len: int = 4) -> list[tuple[int, int]]:
-    """1-3 disjoint contiguous bursts ``[start, end)`` covering ``round(sparsity * T)`` frames (>= 1)."""
-    total = min(num_frames, max(1, round(sparsity * num_frames)))
-    if total >= num_frames:
-        return [(0, num_frames)]
-    min_len = min(min_len, total)
-    clean = num_frames - total
-    k = int(rng.integers(1, 4))
-    k = max(1, min(k, total // min_len, clean + 1))
-    # lengths: min_len each + a random composition of the rest
-    extra = total - k * min_len
-    cuts = np.sort(rng.integers(0, extra + 1, k - 1)) if k > 1 else np.array([], np.int64)
-    lengths = np.diff(np.r_[0, cuts, extra]) + min_len
-    # gaps: k + 1 gaps, the k - 1 interior ones at least 1 frame
-    free = clean - (k - 1)
-    gcuts = np.sort(rng.integers(0, free + 1, k))
-    gaps = np.diff(np.r_[0, gcuts, free])
-    gaps[1:-1] += 1
-    out, pos = [], int(gaps[0])
-    for i in range(k):
-        out.append((pos, pos + int(lengths[i])))
-        pos += int(lengths[i]) + int(gaps[i + 1])
-    return out
-
 
 def _affine(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Least-squares affine map src → dst, 2x3."""
     x = np.hstack([src, np.ones((len(src), 1))]).astype(np.float64)
     sol, *_ = np.linalg.lstsq(x, dst.astype(np.float64), rcond=None)
     return sol.T
-
-
-def _roi(points: np.ndarray, pad: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-    """Integer box (x0, y0, x1, y1) around ``points`` grown by ``pad`` px, clipped to the frame."""
-    h, w = shape[:2]
-    x0, y0 = np.floor(points.min(0) - pad).astype(int)
-    x1, y1 = np.ceil(points.max(0) + pad).astype(int) + 1
-    return max(0, int(x0)), max(0, int(y0)), min(w, int(x1)), min(h, int(y1))
-
-
-def _hull_mask(points: np.ndarray, grow: float, sigma: float, roi: tuple[int, int, int, int]) -> np.ndarray:
-    """Float32 (h, w) mask in ``roi``: convex hull of ``points`` scaled by ``1 + grow`` about its
-    centroid, feathered with a Gaussian of ``sigma`` px."""
-    x0, y0, x1, y1 = roi
-    c = points.mean(0)
-    pts = (points - c) * (1 + grow) + c - np.array([x0, y0])
-    hull = cv2.convexHull(np.round(pts * 16).astype(np.int32))
-    mask = np.zeros((y1 - y0, x1 - x0), np.float32)
-    cv2.fillConvexPoly(mask, hull, 1.0, lineType=cv2.LINE_AA, shift=4)
-    if sigma > 0:
-        mask = cv2.GaussianBlur(mask, (0, 0), sigma)
-    return mask
-
-
-def _warp_roi(img: np.ndarray, m: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
-    """``img`` warped by the 2x3 map ``m`` (into full-frame pixels), only the ``roi`` part, float32."""
-    x0, y0, x1, y1 = roi
-    mr = m.copy()
-    mr[:, 2] -= (x0, y0)
-    return cv2.warpAffine(img, mr, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REFLECT101).astype(np.float32)
-
-
-def _blend(frame: np.ndarray, patch: np.ndarray, alpha: np.ndarray, roi: tuple[int, int, int, int]) -> list[int]:
-    """Alpha-blend ``patch`` into ``frame`` (in place) inside ``roi``; returns the box where alpha > 1 %."""
-    x0, y0, x1, y1 = roi
-    base = frame[y0:y1, x0:x1].astype(np.float32)
-    a = alpha[..., None]
-    frame[y0:y1, x0:x1] = np.clip(a * patch + (1 - a) * base + 0.5, 0, 255).astype(np.uint8)
-    ys, xs = np.nonzero(alpha > 0.01)
-    if ys.size == 0:
-        return [x0, y0, x0, y0]
-    return [x0 + int(xs.min()), y0 + int(ys.min()), x0 + int(xs.max()) + 1, y0 + int(ys.max()) + 1]
 
 
 @functools.cache
@@ -547,20 +487,6 @@ def _piecewise_warp(img: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray,
     map_y = (m[..., 1, 0] * xx + m[..., 1, 1] * yy + m[..., 1, 2]).astype(np.float32)
     patch = cv2.remap(img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
     return patch.astype(np.float32), inside
-
-
-def _mean_in(img: np.ndarray, w: np.ndarray) -> np.ndarray:
-    ws = float(w.sum()) + 1e-6
-    return (img * w[..., None]).reshape(-1, img.shape[-1]).sum(0) / ws
-
-
-def _envelope(bursts: list[tuple[int, int]], num_frames: int) -> np.ndarray:
-    env = np.zeros(num_frames, np.float32)
-    for a, b in bursts:
-        env[a:b] = 1.0
-        if b - a >= 4:
-            env[a] = env[b - 1] = 0.6
-    return env
 
 
 def _face2face(tgt: np.ndarray, tlm: np.ndarray, src: np.ndarray, slm: np.ndarray, env: np.ndarray,

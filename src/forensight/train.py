@@ -83,13 +83,14 @@ class ClipDataModule(L.LightningDataModule):
         self.cache, self.model_cfg, self.cfg, self.features = cache, model_cfg, cfg, features
         spec = model_cfg.input_spec()
         self.train_ds = make_dataset(cache, "train", spec, cfg.max_clips, cfg.max_frames, features, cfg.methods,
-                                     cfg.min_face_coverage)
+                                     cfg.min_face_coverage, fakes=cfg.fakes)
         self.val_ds = make_dataset(cache, "val", spec, cfg.max_clips, cfg.max_frames, features, cfg.methods,
-                                   cfg.min_face_coverage)
+                                   cfg.min_face_coverage, fakes=cfg.fakes)
         labels = self.train_ds.labels()
         self.n_fake, self.n_real = int(labels.sum()), int((1 - labels).sum())
         if self.n_fake == 0 or self.n_real == 0:
-            raise ValueError(f"the train split needs both classes, has {self.n_real} real and {self.n_fake} fake clips")
+            raise ValueError(f"the train split needs both classes, has {self.n_real} real and {self.n_fake} fake clips"
+                             f" (fakes={cfg.fakes!r}{_fakes_hint(cache, cfg.fakes) if self.n_fake == 0 else ''})")
 
     @property
     def pos_weight(self) -> float:
@@ -106,7 +107,7 @@ class ClipDataModule(L.LightningDataModule):
             return [rec for vid, rec in ds.records.items() if vid in vids]
 
         return training_card({"train": used(self.train_ds), "val": used(self.val_ds)}, cache=str(self.cache.root),
-                             preprocess_hash=self.cache.config.hash)
+                             preprocess_hash=self.cache.config.hash, fakes=self.cfg.fakes)
 
     def summary(self) -> dict[str, Any]:
         """Counts recorded in the run's config.yaml."""
@@ -128,6 +129,21 @@ class ClipDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> torch.utils.data.DataLoader:
         return _loader(self.val_ds, self.cfg.batch_size, False, 0, self.cfg.seed)
+
+
+def _fakes_hint(cache: Cache, fakes: str) -> str:
+    """What the cache holds instead, when ``fakes`` selects no fake."""
+    from forensight.records import is_pseudo
+
+    rows = [r for r in cache.rows() if r["status"] == "ok" and int(r["label"]) == 1]
+    n_pseudo = sum(is_pseudo(r["method"]) for r in rows)
+    n_real = len(rows) - n_pseudo
+    if fakes == "real" and n_pseudo:
+        return f"; the cache holds {n_pseudo} pseudo-fakes: train on them with --fakes pseudo (or both)"
+    if fakes == "pseudo" and not n_pseudo:
+        return ("; the cache holds no pseudo-fakes: make them with `forensight preprocess ... --pseudo-fakes sbi,vb`"
+                + (f", or use its {n_real} dataset fakes with --fakes real" if n_real else ""))
+    return ""
 
 
 class DetectorModule(L.LightningModule):
@@ -298,7 +314,7 @@ def export_run(run_dir: str | Path, module: DetectorModule, cache: Cache, cfg: T
     lm = load_model_file(path, device=dev)
     preds, _ = score_split(lm, cache, "val", batch_size=cfg.batch_size, max_frames=cfg.max_frames,
                            max_clips=cfg.max_clips, device=dev, features=features is not None,
-                           methods=cfg.methods)
+                           methods=cfg.methods, fakes=cfg.fakes)
     _, y, s = preds.video_scores()
     two = len(set(y.tolist())) == 2
     threshold = choose_threshold(y, s, rule="eer") if two else 0.0

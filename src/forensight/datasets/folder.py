@@ -4,6 +4,8 @@ Three arrangements are accepted under ``root``::
 
     real/**/*.mp4, fake/**/*.mp4                      (split "" unless real/train/, real/val/, ...)
     real/train/..., real/val/..., fake/test/...         (split from the sub-subfolder)
+    real/** alone                                        (real videos only: train from them with
+                                                        pseudo-fakes, ``preprocess --pseudo-fakes``)
     train/real/..., train/fake/..., val/real/..., ...   (split folders first)
 
 Videos are found recursively (common video extensions, case-insensitive; hidden files skipped).
@@ -54,8 +56,9 @@ def read_folder(root: str | Path, dataset: str | None = None,
         extensions: file suffixes counted as videos.
 
     Raises:
-        FileNotFoundError: when neither ``root/real`` + ``root/fake`` nor ``root/<split>/real|fake``
-            exist (the message names the paths looked for).
+        FileNotFoundError: when neither ``root/real`` (with or without ``root/fake``) nor
+            ``root/<split>/real|fake`` exist, or ``root/fake`` exists without ``root/real`` (the
+            message names the paths looked for).
         ValueError: when the folders hold no video at all.
     """
     root = Path(root)
@@ -68,10 +71,10 @@ def read_folder(root: str | Path, dataset: str | None = None,
     split_dirs = [(root / s / d, lab, s) for s in SPLITS for d, lab in _LABEL_DIRS.items()
                   if (root / s / d).is_dir()]
     if label_dirs:
-        if len(label_dirs) < 2:
-            missing = [str(root / d) for d in _LABEL_DIRS if not (root / d).is_dir()]
-            raise FileNotFoundError(f"folder dataset: expected both {root / 'real'} and {root / 'fake'}; "
-                                    f"missing {', '.join(missing)}")
+        if not (root / "real").is_dir():
+            raise FileNotFoundError(f"folder dataset: expected {root / 'real'} next to {root / 'fake'} "
+                                    "(a folder of only real videos is valid: real/ without fake/; "
+                                    "one of only fakes is not)")
         for folder, lab in label_dirs:
             records += _video_records(folder, lab, None, name, "", extensions)
     elif split_dirs:
