@@ -748,6 +748,8 @@ class EvaluateConfig:
             (evaluate, detect). Verdicts do not change: the threshold is on the logit.
         ece_bins: equal-width P(fake) bins of the expected calibration error and the
             reliability diagram (15, as in Guo et al. 2017).
+        explain: also compute Grad-CAM maps of every scored frame (from the crops) and measure them
+            against the fakes' known manipulated areas (``explain.csv``; :mod:`forensight.explain`).
     """
 
     split: str = "test"
@@ -760,6 +762,7 @@ class EvaluateConfig:
     methods: tuple[str, ...] = ()
     calibrate: bool = False
     ece_bins: int = 15
+    explain: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", tuple(self.methods))

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from forensight.models.outputs import DetectorOutput
 
 __all__ = [
+    "EXPLAIN_COLUMNS",
     "HOW_TO_READ",
     "MAP_SIZE",
     "area_mask",
@@ -46,7 +47,9 @@ __all__ = [
     "map_to_frame",
     "overlay",
     "resize_map",
+    "summarise_area_scores",
     "unit_square_affine",
+    "video_area_scores",
     "video_maps",
 ]
 
@@ -263,3 +266,51 @@ def overlay(crop: np.ndarray, small: np.ndarray, alpha: float = 0.5) -> np.ndarr
     w = alpha * np.clip(cv2.resize(np.asarray(small, np.float32), (side, side)), 0.0, 1.0)[..., None]
     w = 0.25 * alpha + (1 - 0.25) * w  # a faint tint everywhere, so the colour scale reads
     return np.clip(c.astype(np.float32) * (1 - w) + col * w, 0, 255).astype(np.uint8)
+
+
+#: Columns of ``explain.csv`` (one row per fake video with a known manipulated area).
+EXPLAIN_COLUMNS = ["video_id", "method", "region", "n_frames", "energy_inside", "area_share", "lift",
+                   "pointing_hit", "n_zero_maps"]
+
+
+def video_area_scores(cams: Sequence[np.ndarray], affines: Sequence[np.ndarray],
+                      areas: Sequence[np.ndarray | Sequence[float]], size: int = MAP_SIZE) -> dict[str, Any] | None:
+    """One video's maps against its known manipulated areas, averaged over its frames.
+
+    Args:
+        cams: per frame a Grad-CAM map ``(h, w)`` (any scale: the scores are ratios).
+        affines: per frame the ``(2, 3)`` map ``[0, 1]^2`` → frame pixels affine.
+        areas: per frame the manipulated area: a box ``(x0, y0, x1, y1)`` or a frame mask ``(H, W)``.
+
+    Returns None without frames, else ``n_frames``, the means over frames of ``energy_inside``
+    (over the frames whose map is not all 0; None if none), ``area_share`` and ``pointing_hit``,
+    ``lift`` = ``energy_inside / area_share`` (1 = no better than a uniform map) and
+    ``n_zero_maps`` (frames whose map is all 0: nothing raised the fake score there).
+    """
+    if not (len(cams) == len(affines) == len(areas)):
+        raise ValueError(f"{len(cams)} maps, {len(affines)} affines and {len(areas)} areas: one each per frame")
+    if not cams:
+        return None
+    rows = [area_scores(resize_map(c, size), area_mask(a, m, size)) for c, m, a in zip(cams, affines, areas)]
+    e = [r["energy_inside"] for r in rows if r["energy_inside"] is not None]
+    p = [r["pointing_hit"] for r in rows if r["pointing_hit"] is not None]
+    area = float(np.mean([r["area_share"] for r in rows]))
+    energy = float(np.mean(e)) if e else None
+    return {"n_frames": len(rows), "energy_inside": energy, "area_share": area,
+            "lift": None if energy is None or area <= 0 else energy / area,
+            "pointing_hit": float(np.mean(p)) if p else None, "n_zero_maps": len(rows) - len(e)}
+
+
+def summarise_area_scores(rows: Sequence[dict[str, Any]], n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Means over videos of :func:`video_area_scores` rows, each with a percentile bootstrap 95 %
+    interval over videos (:func:`forensight.metrics.bootstrap_mean_ci`): ``<key>``, ``<key>_ci``,
+    ``<key>_n`` for energy_inside, area_share, lift, pointing_hit; ``videos``, ``frames``."""
+    from forensight.metrics import bootstrap_mean_ci
+
+    out: dict[str, Any] = {"videos": len(rows), "frames": int(sum(r["n_frames"] for r in rows))}
+    for key in ("energy_inside", "area_share", "lift", "pointing_hit"):
+        vals = [float(r[key]) for r in rows if r.get(key) is not None]
+        out[key] = float(np.mean(vals)) if vals else None
+        out[f"{key}_ci"] = list(bootstrap_mean_ci(vals, n=max(1, n_boot), seed=seed)) if vals else [None, None]
+        out[f"{key}_n"] = len(vals)
+    return out
