@@ -140,7 +140,8 @@ class EvidenceMap:
         frame_index, timestamp_s: the sampled frame (source frame number, seconds).
         attention: its attention share (as in ``frames``).
         map: ``S x S`` floats in [0, 1] (rows top to bottom, columns left to right) over the crop
-            the model read; 1 = the video's strongest cell (all maps of a video share one scale).
+            the model read; all maps of a video share one scale, 1 = its strongest cell on the
+            network's own grid (the bilinear resize to ``S x S`` may show it slightly lower).
         grid: ``[h, w]`` of the network block the map was computed on (the real resolution;
             ``map`` is its bilinear resize).
         crop_to_frame: ``2 x 3`` affine: map coordinates ``(u, v, 1)``, ``u, v`` in [0, 1] (u
