@@ -325,3 +325,77 @@ def test_detect_explain_modes_json_and_old_records(tiny_detector: ForensightDete
     assert DetectionResult.from_dict(old).evidence_maps == []
     with pytest.raises(ValueError, match="explain must be"):
         tiny_detector.predict_frames(frames, explain="bogus")
+
+
+# ---- shown where people look: the HTML report and the web app ------------------------------------
+
+def test_report_shows_overlays_and_renders_in_chromium(tiny_detector: ForensightDetector, tmp_path) -> None:
+    import shutil
+    import subprocess
+    import tempfile
+
+    from forensight.html_report import write_video_report
+
+    res = tiny_detector.predict_frames(np.stack(moving_face_frames(24)), explain=True, name="explained")
+    page = write_video_report(res, tmp_path / "rep")
+    text = page.read_text()
+    assert text.count('class="crop evidence"') == len(res.top_frames) == 3
+    assert "evidence-legend" in text and "Grad-CAM" in text and 'class="cscale"' in text
+    plain = write_video_report(tiny_detector.predict_frames(np.stack(moving_face_frames(24)), name="plain"),
+                               tmp_path / "rep").read_text()
+    assert "crop evidence" not in plain and "evidence-legend" not in plain
+    if shutil.which("chromium") is None:  # .ci/run installs it; in CI a missing browser is a failure
+        msg = "chromium is not installed: apt-get install chromium (Debian) to render the page"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    shot = tmp_path / "shot.png"
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                        f"--user-data-dir={profile}", f"--screenshot={shot}", "--window-size=1280,1600",
+                        page.resolve().as_uri()], check=True, capture_output=True, timeout=60)
+    import cv2
+
+    img = cv2.imread(str(shot))
+    assert img is not None and img.shape[:2] == (1600, 1280) and float(img.std()) > 10
+
+
+def test_web_app_takes_the_explain_choice_and_upgrades_old_job_databases(tmp_path, face_video) -> None:
+    import sqlite3
+
+    from fastapi.testclient import TestClient
+
+    from forensight.serve import ServeConfig, create_app
+    from forensight.serve.models import load_models
+    from forensight.serve.store import JobStore
+
+    model = tmp_path / "m" / "model.pt"
+    model.parent.mkdir()
+    mc = get_model_config("region_tiny_attention")
+    save_model_file(model, build_model(mc, pretrained=False), mc, TINY_PP, train_cfg=None, threshold=0.0,
+                    val_metrics={})
+    entries = load_models([model])
+    cfg = ServeConfig(models=[str(model)], data_dir=tmp_path / "data", workers=0, queue_size=4)
+    body = face_video.read_bytes()
+    with TestClient(create_app(cfg, models=entries), base_url="http://127.0.0.1:8000") as c:
+        assert 'id="explain-check"' in c.get("/").text
+        r = c.post("/api/jobs", files={"file": ("a.mp4", body, "video/mp4")}, data={"explain": "top"})
+        assert r.status_code == 202, r.text
+        assert c.get(f"/api/jobs/{r.json()['id']}").json()["explain"] == "top"
+        r2 = c.post("/api/jobs", files={"file": ("b.mp4", body, "video/mp4")})
+        assert c.get(f"/api/jobs/{r2.json()['id']}").json()["explain"] == ""
+        bad = c.post("/api/jobs", files={"file": ("c.mp4", body, "video/mp4")}, data={"explain": "maybe"})
+        assert bad.status_code == 400 and "explain" in bad.text
+    # a v1 database (no explain column) is upgraded in place, its jobs kept
+    db_path = tmp_path / "old.sqlite"
+    with sqlite3.connect(db_path) as db:
+        db.executescript("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                         "INSERT INTO meta VALUES ('schema', '1');")
+        db.executescript(__import__("forensight.serve.store", fromlist=["_SCHEMA"])._SCHEMA
+                         .replace(",\n    explain TEXT NOT NULL DEFAULT ''", ""))
+        db.execute("INSERT INTO jobs (id, name, model, size_bytes, status, created_at, updated_at) "
+                   "VALUES ('j1', 'old.mp4', 'm', 1, 'done', 0, 0)")
+    store = JobStore(db_path)
+    job = store.get("j1")
+    assert job is not None and job.explain == "" and job.name == "old.mp4"
