@@ -479,7 +479,7 @@ def _evidence_legend(result: DetectionResult) -> str:
 
     ev = result.evidence or {}
     layer = f" (layer <code>{_e(ev['layer'])}</code>)" if ev.get("layer") else ""
-    return ('<p class="legend evidence-legend"><b>Evidence map</b> (third image): '
+    return ('<p class="legend evidence-legend"><b>Evidence map</b> (orange frame, under each crop): '
             '<span class="cscale">0<span class="bar"></span>max</span> '
             f'{_e(HOW_TO_READ)}{layer}</p>')
 
