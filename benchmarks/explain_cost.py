@@ -115,9 +115,9 @@ def main() -> None:
         for name in times:
             t0 = time.perf_counter()
             if name == "reference":
-                out = ref.forward_batch(model, batch, dev)
+                ref.forward_batch(model, batch, dev)
             else:
-                out = scoring.forward_batch(model, batch, dev, explain=name == "explain")
+                scoring.forward_batch(model, batch, dev, explain=name == "explain")
             times[name].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"scoring path, one {t}-frame clip, median of {a.repeats}: reference ({a.reference_rev}) "

@@ -125,14 +125,15 @@ def main() -> None:
     from forensight.report import write_table
 
     write_table(tab, None, a.out / "explain_demo.csv")
-    lines = ["| region | head | method | seeds | videos | energy inside [95% CI] | area share | lift | "
-             "pointing game [95% CI] | energy per seed |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [("| region | head | method | seeds | videos | energy inside [95% CI] | area share | lift | "
+              "pointing game [95% CI] | energy per seed |"), "|---|---|---|---|---|---|---|---|---|---|"]
+    def ci(t: dict[str, object], k: str) -> str:
+        return "–" if t[k] is None else f"{t[k]:.3f} [{t[k + '_lo']:.3f}, {t[k + '_hi']:.3f}]"
+
     for t in tab:
-        def ci(k: str) -> str:
-            return "–" if t[k] is None else f"{t[k]:.3f} [{t[k + '_lo']:.3f}, {t[k + '_hi']:.3f}]"
         lines.append(f"| {t['region']} | {t['head']} | {t['method']} | {t['seeds']} | {t['videos']} | "
-                     f"{ci('energy_inside')} | {t['area_share']:.3f} | "
-                     f"{'–' if t['lift'] is None else format(t['lift'], '.2f')} | {ci('pointing_hit')} | "
+                     f"{ci(t, 'energy_inside')} | {t['area_share']:.3f} | "
+                     f"{'–' if t['lift'] is None else format(t['lift'], '.2f')} | {ci(t, 'pointing_hit')} | "
                      f"{t['energy_inside_per_seed']} |")
     (a.out / "explain_demo.md").write_text("\n".join(lines) + "\n")
     plot(tab, a.out / "explain_demo.png")

@@ -36,7 +36,14 @@ from forensight.modelfile import save_model_file
 from forensight.models import SpatialDetector
 from forensight.models.registry import build_model, create_model, inference_model
 from forensight.records import FaceTrack
-from forensight.regions import align_lips, crop_box, crop_to_frame, region_box, smooth_lips_landmarks, snap_box
+from forensight.regions import (
+    align_lips,
+    crop_box,
+    crop_to_frame,
+    region_box,
+    smooth_lips_landmarks,
+    snap_box,
+)
 from forensight.result import DetectionResult
 
 TINY_PP = PreprocessConfig(num_frames=8, regions=("full",), size=64)
@@ -312,7 +319,7 @@ def test_detect_explain_modes_json_and_old_records(tiny_detector: ForensightDete
     assert 0.5 < max(float(np.max(m.map)) for m in every.evidence_maps) <= 1.0  # 1 = strongest cell (native grid)
     assert top.evidence["layer"] == "encoder.features" and "how_to_read" in top.evidence
     # the map's corners are the crop's corners in the frame: the "full" box of that frame
-    x0, y0, x1, y1 = e.box
+    _, _, x1, y1 = e.box
     assert np.allclose(np.asarray(e.crop_to_frame) @ [1, 1, 1], [x1, y1], atol=0.1)
     d = json.loads(json.dumps(top.to_dict()))
     assert d["schema"] == "forensight-detect-v3" and d["evidence_maps"][0]["grid"] == e.grid

@@ -427,7 +427,14 @@ class ForensightDetector:
                   top: list[TopFrame]) -> tuple[list[EvidenceMap], dict[str, Any]]:
         """Evidence maps of the video logit (:mod:`forensight.explain`) for the top frames ("top") or
         every scored frame ("all"), each with its crop's place in the frame."""
-        from forensight.explain import HOW_TO_READ, MAP_SIZE, cam_layer, resize_map, unit_square_affine, video_maps
+        from forensight.explain import (
+            HOW_TO_READ,
+            MAP_SIZE,
+            cam_layer,
+            resize_map,
+            unit_square_affine,
+            video_maps,
+        )
         from forensight.regions import crop_to_frame
 
         scaled, peak = video_maps(cams)
