@@ -46,6 +46,7 @@ def reference_scoring(rev: str) -> object:
     spec = importlib.util.spec_from_file_location("scoring_reference", path)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
+    sys.modules["scoring_reference"] = mod  # dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod
 
