@@ -28,6 +28,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, required=True)
     ap.add_argument("--video", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--skip-report", action="store_true", help="only the web app screenshot")
     a = ap.parse_args()
     chromium = shutil.which("chromium")
     if chromium is None:
@@ -37,32 +38,37 @@ def main() -> None:
     from forensight.detect import detect_batch, load_detector
 
     work = Path(tempfile.mkdtemp(prefix="forensight-shots-"))
-    det = load_detector(a.model, device="cpu", explain="top", top_k=4)
-    out = detect_batch([a.video], det, report=work / "report")
-    page_file = work / "report" / out.pages[0]
+    if not a.skip_report:
+        det = load_detector(a.model, device="cpu", explain="top", top_k=4)
+        out = detect_batch([a.video], det, report=work / "report")
+        page_file = work / "report" / out.pages[0]
     a.out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, headless=True,
                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(page_file.resolve().as_uri())
-            card = page.locator("section.card", has=page.locator(".evidence-legend"))
-            expect(card.locator("img.evidence")).to_have_count(len(out.results[0].top_frames))
-            card.screenshot(path=str(a.out / "explain_report.png"))
-            with ServerProcess(work / "data", [a.model], workers=1, queue_size=4) as srv:
+            if not a.skip_report:
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                page.goto(page_file.resolve().as_uri())
+                card = page.locator("section.card", has=page.locator(".evidence-legend"))
+                expect(card.locator("img.evidence")).to_have_count(len(out.results[0].top_frames))
+                card.screenshot(path=str(a.out / "explain_report.png"))
+            srv = ServerProcess(work / "data", [a.model], workers=1, queue_size=4).start(ready_timeout_s=900)
+            try:
                 page = browser.new_page(viewport={"width": 1280, "height": 1500})
                 page.goto(f"{srv.url}/")
                 page.check("#explain-check")
                 page.set_input_files("#file-input", str(a.video))
                 page.click("#upload-button")
                 page.wait_for_url(re.compile(r"/jobs/[0-9a-f]{16}$"), timeout=60_000)
-                expect(page.locator("#verdict")).to_have_text(re.compile(r"^(FAKE|REAL) "), timeout=300_000)
+                expect(page.locator("#verdict")).to_have_text(re.compile(r"^(FAKE|REAL) "), timeout=900_000)
                 report = page.frame_locator("#report")
                 expect(report.locator("img.evidence").first).to_be_visible(timeout=60_000)
                 report.locator(".evidence-legend").scroll_into_view_if_needed()
                 page.wait_for_timeout(500)
                 page.screenshot(path=str(a.out / "serve_explain.png"))
+            finally:
+                srv.stop()
         finally:
             browser.close()
     print(f"wrote {a.out / 'explain_report.png'} and {a.out / 'serve_explain.png'}")

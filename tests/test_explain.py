@@ -406,3 +406,51 @@ def test_web_app_takes_the_explain_choice_and_upgrades_old_job_databases(tmp_pat
     store = JobStore(db_path)
     job = store.get("j1")
     assert job is not None and job.explain == "" and job.name == "old.mp4"
+
+
+# ---- evaluate --explain end to end on small synthetic data ----------------------------------------
+
+@pytest.mark.slow
+def test_evaluate_explain_writes_explain_csv(tmp_path) -> None:
+    """Synthetic Face2Face / EyeBlink / FaceSwap fakes (their areas known) → preprocess → a model file →
+    ``evaluate(explain=True)``: one explain.csv row per test fake, scores in range, a summary per method."""
+    import csv
+
+    from forensight.datasets import read_dataset
+    from forensight.evaluate import evaluate
+    from forensight.preprocess import run_preprocess
+    from forensight.synth import generate, manipulated_areas
+
+    pp = PreprocessConfig(num_frames=8, regions=("full",), size=48)
+    generate(tmp_path / "data", num_pairs=3, frames=16, size=(192, 160), seed=3, workers=1, progress=False,
+             methods=["Face2Face", "EyeBlink", "FaceSwap"])
+    s = run_preprocess(read_dataset("ffpp", tmp_path / "data"), tmp_path / "cache", pp, workers=1, progress=False)
+    assert s.failed == 0, s.failures
+    fake = next((tmp_path / "data" / "manipulated_sequences" / "EyeBlink").rglob("*.mp4"))
+    areas = manipulated_areas(fake)
+    assert areas and all(len(b) == 4 for b in areas.values())
+    assert manipulated_areas(next((tmp_path / "data" / "original_sequences").rglob("*.mp4"))) is None
+    torch.manual_seed(0)
+    mc = get_model_config("region_tiny_attention", input_size=48)
+    model = save_model_file(tmp_path / "model.pt", build_model(mc, pretrained=False), mc, pp, None, threshold=0.0,
+                            val_metrics={})
+    res = evaluate(model, tmp_path / "cache", tmp_path / "eval", explain=True, n_bootstrap=50, device="cpu",
+                   progress=False)
+    ex = res.metrics["explain"]
+    with (tmp_path / "eval" / "explain.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    n_fakes = sum(1 for vid, y in zip(*res.predictions.video_scores()[:2]) if y == 1)
+    assert len(rows) == ex["videos"] == n_fakes > 0
+    assert set(ex["by_method"]) == {"Face2Face", "EyeBlink", "FaceSwap"}
+    for r in rows:
+        assert 0 < float(r["area_share"]) <= 1 and int(r["n_frames"]) >= 1
+        if r["energy_inside"]:
+            assert 0 <= float(r["energy_inside"]) <= 1
+    lo, hi = ex["area_share_ci"]
+    assert lo <= ex["area_share"] <= hi
+    # the face swap covers more of the face crop than a mouth or the eyes
+    by = ex["by_method"]
+    assert by["FaceSwap"]["area_share"] > max(by["Face2Face"]["area_share"], by["EyeBlink"]["area_share"])
+    with pytest.raises(ValueError, match="needs the crops"):
+        evaluate(model, tmp_path / "cache", tmp_path / "eval2", explain=True, features=True, device="cpu",
+                 progress=False)
