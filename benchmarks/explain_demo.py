@@ -94,7 +94,7 @@ def plot(tab: list[dict[str, object]], path: Path) -> None:
         lo = np.array([t[f"{key}_lo"] if t[f"{key}_lo"] is not None else np.nan for t in tab], float)
         hi = np.array([t[f"{key}_hi"] if t[f"{key}_hi"] is not None else np.nan for t in tab], float)
         colours = ["#1f5fbf" if t["head"] == "attention" else "#9ca3af" for t in tab]
-        ax.bar(x, v, color=colours, yerr=[v - lo, hi - v], capsize=3, label="maps (95 % bootstrap CI)")
+        ax.bar(x, v, color=colours, yerr=[v - lo, hi - v], capsize=3, label="maps, 95 % bootstrap CI (blue: attention head, grey: control)")
         ax.scatter(x, [t["area_share"] for t in tab], marker="_", s=400, color="#c62828", zorder=3,
                    label="area's share of the crop (uniform map)")
         ax.set_xticks(x, labels, rotation=60, ha="right", fontsize=8)
