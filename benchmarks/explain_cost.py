@@ -113,13 +113,13 @@ def main() -> None:
     model = det.model
     times: dict[str, list[float]] = {"reference": [], "plain": [], "explain": []}
     for _ in range(a.repeats):
-        for name in times:
+        for name, record in times.items():
             t0 = time.perf_counter()
             if name == "reference":
                 ref.forward_batch(model, batch, dev)
             else:
                 scoring.forward_batch(model, batch, dev, explain=name == "explain")
-            times[name].append(time.perf_counter() - t0)
+            record.append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"scoring path, one {t}-frame clip, median of {a.repeats}: reference ({a.reference_rev}) "
           f"{med['reference'] * 1e3:.1f} ms, plain {med['plain'] * 1e3:.1f} ms, explain {med['explain'] * 1e3:.1f} ms")
