@@ -147,7 +147,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     res = evaluate(a.model, a.cache, a.out, split=a.split, batch_size=a.batch_size, max_frames=a.max_frames,
                    max_clips=a.max_clips, n_bootstrap=a.bootstrap, device=a.device, progress=not a.quiet,
                    features=False if a.from_crops else None, methods=tuple(a.methods or ()),
-                   calibrate=a.calibrate)
+                   calibrate=a.calibrate, explain=a.explain)
     m = res.metrics
     lo, hi = m["auc_ci"]
     print(f"{m['split']}: {m['n']} videos ({m['n_real']} real, {m['n_fake']} fake)  "
@@ -162,7 +162,15 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     if cal["temperature"] is not None:
         line += f" (uncalibrated: ECE {cal['ece_uncalibrated']:.4f}, Brier {cal['brier_uncalibrated']:.4f})"
     print(line)
-    print(f"wrote {res.out_dir}/metrics.json, scores.csv, roc.png, confusion.png, reliability.png")
+    ex = m.get("explain")
+    if ex:
+        def _ci(k: str) -> str:
+            v, (lo, hi) = ex[k], ex[f"{k}_ci"]
+            return "-" if v is None else f"{v:.3f} [{lo:.3f}-{hi:.3f}]"
+        print(f"evidence maps on {ex['videos']} fake(s) with known areas ({ex['frames']} frames): energy inside "
+              f"{_ci('energy_inside')} vs area share {_ci('area_share')}; pointing game {_ci('pointing_hit')}")
+    print(f"wrote {res.out_dir}/metrics.json, scores.csv, roc.png, confusion.png, reliability.png"
+          + (", explain.csv" if ex else ""))
     return 0
 
 
@@ -307,7 +315,7 @@ def cmd_detect(a: argparse.Namespace) -> int:
         return 2
     try:
         det = load_detector(a.model, device=a.device, top_k=a.top_k, batch_size=a.batch_size,
-                            people=not a.main_face_only, min_frames=a.min_frames)
+                            people=not a.main_face_only, min_frames=a.min_frames, explain=a.explain or "")
     except ModelLoadError as e:
         print(f"forensight detect: error: {e}", file=sys.stderr)
         return 2
@@ -498,6 +506,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--calibrate", action="store_true",
                    help="fit a temperature on the validation split, store it in the model file, then evaluate "
                         "(P(fake) = sigmoid(logit / T) from then on; verdicts do not change)")
+    s.add_argument("--explain", action="store_true",
+                   help="Grad-CAM maps of every scored frame (from the crops) measured against the fakes' known "
+                        "manipulated areas: explain.csv + metrics.json['explain'] (docs/guide/explanations.md)")
     s.add_argument("--device")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_evaluate)
@@ -623,6 +634,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-frames", type=int, default=8,
                    help="score videos shorter than the model's sampling count when at least this many frames "
                         "show the face (default 8)")
+    s.add_argument("--explain", nargs="?", const="top", choices=["top", "all"],
+                   help="spatial evidence maps (Grad-CAM): where in the face the evidence is, for the "
+                        "most-attended frames (--explain) or every scored frame (--explain all); in the JSON "
+                        "and as overlays in the report. Costs a backward pass (see docs/guide/explanations.md)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_detect)
 

@@ -765,6 +765,8 @@ class EvaluateConfig:
             (evaluate, detect). Verdicts do not change: the threshold is on the logit.
         ece_bins: equal-width P(fake) bins of the expected calibration error and the
             reliability diagram (15, as in Guo et al. 2017).
+        explain: also compute Grad-CAM maps of every scored frame (from the crops) and measure them
+            against the fakes' known manipulated areas (``explain.csv``; :mod:`forensight.explain`).
     """
 
     split: str = "test"
@@ -777,6 +779,7 @@ class EvaluateConfig:
     methods: tuple[str, ...] = ()
     calibrate: bool = False
     ece_bins: int = 15
+    explain: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", tuple(self.methods))
@@ -849,6 +852,10 @@ class RobustnessConfig:
             raise ValueError("max_frames and max_clips must be >= 0 and n_bootstrap >= 1")
 
 
+#: ``DetectConfig.explain``: no maps, the most-attended frames', every scored frame's.
+EXPLAIN_MODES = ("", "top", "all")
+
+
 @dataclass(frozen=True)
 class DetectConfig:
     """How ``detect`` scores files.
@@ -866,6 +873,9 @@ class DetectConfig:
         min_frames: a video shorter than the model's sampling count (linear sampling, e.g. 32) is
             scored with the frames it has when at least this many show the face; below, a clear
             "too_short". LipForensics models need one whole clip (25 frames) whatever this says.
+        explain: spatial evidence maps (Grad-CAM, :mod:`forensight.explain`): "" = none (the
+            default: scoring stays as fast as without), "top" = for the ``top_k`` most-attended
+            frames, "all" = for every scored frame. Costs one backward pass per clip.
     """
 
     device: str | None = None
@@ -875,8 +885,11 @@ class DetectConfig:
     people: bool = True
     min_person_coverage: float = 0.25
     min_frames: int = 8
+    explain: str = ""
 
     def __post_init__(self) -> None:
+        if self.explain not in EXPLAIN_MODES:
+            raise ValueError(f"explain must be one of {EXPLAIN_MODES}, got {self.explain!r}")
         if self.batch_size < 1 or self.top_k < 0:
             raise ValueError("batch_size must be >= 1 and top_k >= 0")
         if not 0.0 <= self.min_person_coverage <= 1.0:

@@ -58,6 +58,7 @@ from forensight.records import (
 from forensight.result import (
     ClipScore,
     DetectionResult,
+    EvidenceMap,
     FaceTrackSummary,
     FrameScore,
     PersonResult,
@@ -132,8 +133,12 @@ class ForensightDetector:
 
     # -- public API ------------------------------------------------------------------------------
     def predict(self, video_path: str | Path, name: str | None = None,
-                progress: Callable[[str, float | None], None] | None = None) -> DetectionResult:
+                progress: Callable[[str, float | None], None] | None = None,
+                explain: bool | str | None = None) -> DetectionResult:
         """Score one video file; never raises for bad input (see ``status`` / ``reason``).
+
+        ``explain``: spatial evidence maps (``evidence_maps``): True or "top" for the most-attended
+        frames, "all" for every scored frame, False/"" for none, None = ``cfg.explain``.
 
         ``progress(stage, fraction)``, if given, is called as the work goes: ``("decoding", None)``
         when the file is opened, ``("faces", i / n)`` after each sampled frame's face detection,
@@ -182,15 +187,18 @@ class ForensightDetector:
         if progress is not None:
             progress("scoring", None)
         return self._score(base, pv.index.info, pv.frames_idx, pv.timestamps, [(pv.track, pv.regions), *pv.others],
-                           dict(pv.timings), t0, frames=None, rejected=pv.rejected)
+                           dict(pv.timings), t0, frames=None, rejected=pv.rejected,
+                           explain=self._explain_mode(explain))
 
     def predict_frames(self, frames: np.ndarray | Sequence[np.ndarray], fps: float = 25.0,
-                       name: str = "frames") -> DetectionResult:
+                       name: str = "frames", explain: bool | str | None = None) -> DetectionResult:
         """Score in-memory RGB frames: uint8 ``(T, H, W, 3)`` (or a list of ``(H, W, 3)``).
 
         Frames are sampled with the model's preprocessing exactly as a file of ``T`` frames at
         ``fps`` frames per second would be; timestamps are ``frame_index / fps`` seconds.
+        ``explain``: as in :meth:`predict`.
         """
+        mode = self._explain_mode(explain)
         from forensight.preprocess import process_frames
         from forensight.video import sample_indices
 
@@ -221,7 +229,7 @@ class ForensightDetector:
         except PreprocessError as e:
             return self._failed(base, e.reason, e.message, t0)
         return self._score(base, info, sampled.indices, sampled.timestamps, people, timings, t0, frames=arr,
-                           rejected=rejected)
+                           rejected=rejected, explain=mode)
 
     def iter_predict(self, paths: Iterable[str | Path], progress: bool = False) -> Iterator[DetectionResult]:
         """Score every video under ``paths`` (files and folders, see :func:`expand_inputs`), lazily."""
@@ -241,6 +249,15 @@ class ForensightDetector:
         return list(self.iter_predict(paths, progress=progress))
 
     # -- internals -------------------------------------------------------------------------------
+    def _explain_mode(self, explain: bool | str | None) -> str:
+        """``predict``'s ``explain`` argument as a :data:`forensight.config.EXPLAIN_MODES` value."""
+        from forensight.config import EXPLAIN_MODES
+
+        mode = self.cfg.explain if explain is None else {True: "top", False: ""}.get(explain, explain)
+        if mode not in EXPLAIN_MODES:
+            raise ValueError(f"explain must be True/False or one of {EXPLAIN_MODES}, got {explain!r}")
+        return str(mode)
+
     def _base(self, path: str, name: str) -> DetectionResult:
         return DetectionResult(path=path, name=name, status="ok", threshold=r6(self.threshold),
                                threshold_p=r6(self._p(self.threshold)), model=self.describe())
@@ -279,9 +296,10 @@ class ForensightDetector:
             starts.append(n - w)
         return [(s, s + w) for s in starts]
 
-    def _run(self, region: np.ndarray, idx: np.ndarray, clips: list[tuple[int, int]]
-             ) -> tuple[list[float], list[np.ndarray], list[float]]:
-        """Clip logits, valid-frame weights and window logits through the scoring path."""
+    def _run(self, region: np.ndarray, idx: np.ndarray, clips: list[tuple[int, int]], explain: bool = False
+             ) -> tuple[list[float], list[np.ndarray], list[float], list[np.ndarray]]:
+        """Clip logits, valid-frame weights, window logits and (``explain``) per-clip Grad-CAM maps
+        through the scoring path."""
         from forensight.datasets.clips import clip_item, collate_clips
         from forensight.scoring import forward_batch
 
@@ -290,18 +308,21 @@ class ForensightDetector:
         logits: list[float] = []
         weights: list[np.ndarray] = []
         local: list[float] = []
+        cams: list[np.ndarray] = []
         for b0 in range(0, len(items), self.cfg.batch_size):
             out = forward_batch(self.model, collate_clips(items[b0:b0 + self.cfg.batch_size]), self.device,
-                                windows=windows)
+                                windows=windows, explain=explain)
             logits.extend(float(v) for v in out.logits)
             weights.extend(out.weights)
+            cams.extend(out.cams)
             if out.window_logits:
                 local = out.window_logits[0]
-        return logits, weights, local
+        return logits, weights, local, cams
 
     def _score(self, res: DetectionResult, info: VideoInfo, idx: np.ndarray, ts: np.ndarray,
                people: Sequence[tuple[FaceTrack, dict[str, np.ndarray]]], timings: dict[str, float], t0: float,
-               frames: np.ndarray | None, rejected: Sequence[tuple[FaceTrack, Any]] = ()) -> DetectionResult:
+               frames: np.ndarray | None, rejected: Sequence[tuple[FaceTrack, Any]] = (),
+               explain: str = "") -> DetectionResult:
         """Score every person (``people[0]`` = the main face) and make the video's result: the
         highest-scoring person's score, timeline and top frames, plus each person in ``people``.
         ``rejected``: ``(track, faces.faceness.FaceVerdict)`` of face tracks that are not faces;
@@ -314,7 +335,8 @@ class ForensightDetector:
         pp = self.preprocess
         short = pp.sampling == "linear" and len(idx) < pp.num_frames
         t1 = time.perf_counter()
-        scored = [self._score_person(k, track, regions, idx, ts, frames, short)
+        scored = [self._score_person(k, track, regions, idx, ts, frames, short, explain=explain,
+                                     frame_shape=(info.height, info.width))
                   for k, (track, regions) in enumerate(people, 1)]
         timings["model"] = time.perf_counter() - t1
         persons = [s[0] for s in scored]
@@ -323,7 +345,8 @@ class ForensightDetector:
         if not ok:
             return self._failed(res, persons[0].reason, persons[0].message, t0)
         best = max(ok, key=lambda p: (p.logit, -p.person))  # the most suspicious person; ties: the main face
-        for name in ("p_fake", "logit", "verdict", "clips", "frames", "local_scores", "face_track", "top_frames"):
+        for name in ("p_fake", "logit", "verdict", "clips", "frames", "local_scores", "face_track", "top_frames",
+                     "evidence_maps", "evidence"):
             setattr(res, name, getattr(best, name))
         res.person = best.person
         res.skipped.extend(scored[best.person - 1][1])
@@ -368,7 +391,8 @@ class ForensightDetector:
         return max(float(self.cfg.min_person_coverage), float(self.loaded.min_face_coverage))
 
     def _score_person(self, person: int, track: FaceTrack, regions: dict[str, np.ndarray], idx: np.ndarray,
-                      ts: np.ndarray, frames: np.ndarray | None, short: bool
+                      ts: np.ndarray, frames: np.ndarray | None, short: bool, explain: str = "",
+                      frame_shape: tuple[int, int] = (0, 0)
                       ) -> tuple[PersonResult, list[dict[str, str]], dict[str, Any]]:
         """One person's score through the scoring path: the result, what was skipped, report artifacts."""
         from forensight.metrics import aggregate_video_scores
@@ -387,7 +411,7 @@ class ForensightDetector:
             return PersonResult(person=person, status="failed", reason=plan.reason, message=plan.message), [], {}
         skipped = plan.skipped(idx, ts, obs, self.spec.clip_len)
         region = regions[self.spec.region]
-        logits, weights, local_logits = self._run(region, idx, plan.clips)
+        logits, weights, local_logits, cams = self._run(region, idx, plan.clips, explain=bool(explain))
         video_logit = aggregate_video_scores(["video"] * len(logits), logits)["video"]
         out = PersonResult(person=person, status="ok", logit=r6(video_logit), p_fake=r6(self._p(video_logit)),
                            verdict="fake" if video_logit >= self.threshold else "real")
@@ -411,7 +435,53 @@ class ForensightDetector:
             num_other_tracks=int(track.num_other_tracks),
             boxes=[[round(float(v), 1) for v in b] for b in np.asarray(track.boxes)])
         out.top_frames, artifacts = self._top_frames(att, covered, idx, ts, track, region, frames)
+        if explain:
+            out.evidence_maps, out.evidence = self._evidence(explain, cams, plan.clips, att, idx, ts, track, region,
+                                                             frame_shape, out.top_frames)
         return out, skipped, artifacts
+
+    def _evidence(self, mode: str, cams: list[np.ndarray], clips: list[tuple[int, int]], att: np.ndarray,
+                  idx: np.ndarray, ts: np.ndarray, track: FaceTrack, region: np.ndarray, frame_shape: tuple[int, int],
+                  top: list[TopFrame]) -> tuple[list[EvidenceMap], dict[str, Any]]:
+        """Evidence maps of the video logit (:mod:`forensight.explain`) for the top frames ("top") or
+        every scored frame ("all"), each with its crop's place in the frame."""
+        from forensight.explain import (
+            HOW_TO_READ,
+            MAP_SIZE,
+            cam_layer,
+            resize_map,
+            unit_square_affine,
+            video_maps,
+        )
+        from forensight.regions import crop_to_frame
+
+        scaled, peak = video_maps(cams)
+        at: dict[int, np.ndarray] = {}
+        for (a, b), m in zip(clips, scaled):
+            for i in range(a, b):
+                at[i] = m[i - a]
+        pos = {int(idx[i]): i for i in at}
+        chosen = [pos[t.frame_index] for t in top] if mode == "top" else sorted(at)
+        affines = crop_to_frame(self.spec.region, track, frame_shape, self.preprocess, idx)
+        window = self.spec.crop_window(*region.shape[1:3])
+        maps = []
+        for i in chosen:
+            unit = unit_square_affine(affines[i], window, int(region.shape[1]))
+            corners = np.array([[0, 0, 1], [1, 0, 1], [0, 1, 1], [1, 1, 1]], np.float64) @ unit.T
+            maps.append(EvidenceMap(
+                frame_index=int(idx[i]), timestamp_s=r6(ts[i]),
+                attention=None if np.isnan(att[i]) else r6(att[i], 8),
+                map=[[round(float(v), 4) for v in row] for row in resize_map(at[i], MAP_SIZE)],
+                grid=[int(v) for v in at[i].shape],
+                crop_to_frame=[[round(float(v), 4) for v in row] for row in unit],
+                box=[round(float(v), 1) for v in (*corners.min(0), *corners.max(0))]))
+        layer = cam_layer(self.model)
+        name = next((n for n, m in self.model.named_modules() if m is layer), type(layer).__name__)
+        info = {"method": "Grad-CAM (Selvaraju et al., 2017)", "target": "the video logit (mean of clip logits)",
+                "layer": name, "grid": maps[0].grid if maps else None, "map_size": MAP_SIZE,
+                "frames": "most-attended" if mode == "top" else "every scored frame", "scale": r6(peak, 8),
+                "how_to_read": HOW_TO_READ}
+        return maps, info
 
     def _p(self, logit: float) -> float:
         """P(fake) of a logit (the model file's calibration when it has one)."""

@@ -11,7 +11,10 @@ Outputs in ``out_dir``: ``metrics.json``, ``scores.csv`` (one row per video, wit
 attention shares), ``clip_scores.csv``, ``roc.png``, ``confusion.png``, ``reliability.png``, and,
 when the fakes know their manipulated frames (synthetic data), ``localisation.csv`` with the
 frame-level AUC of the attention against them and the attention mass inside them (summary in
-``metrics.json``).
+``metrics.json``). With ``explain=True`` (``evaluate --explain``): ``explain.csv``, one row per fake
+whose manipulated AREA is known (synthetic data), scoring the Grad-CAM maps of its manipulated
+scored frames against it (:func:`forensight.explain.video_area_scores`), summary with bootstrap
+intervals in ``metrics.json["explain"]``.
 
 Calibration: ``metrics.json`` holds ``ece`` (15 equal-width bins of P(fake)) and ``brier`` of the
 P(fake) the model reports, and ``calibration`` with the uncalibrated figures, the reliability
@@ -63,7 +66,7 @@ def evaluate(model: str | Path | LoadedModel, cache_root: str | Path, out_dir: s
     fitted = calibrate(lm, cache, cfg, progress=progress) if cfg.calibrate else None
     preds, ds = score_split(lm, cache, cfg.split, batch_size=cfg.batch_size, max_frames=cfg.max_frames,
                             max_clips=cfg.max_clips, device=dev, progress=progress, features=cfg.features,
-                            methods=cfg.methods)
+                            methods=cfg.methods, explain=cfg.explain)
     ids, y, s = preds.video_scores()
     if len(set(y.tolist())) < 2:
         raise ValueError(f"split {cfg.split!r} of {cache.root} has videos of one class only "
@@ -93,6 +96,19 @@ def evaluate(model: str | Path | LoadedModel, cache_root: str | Path, out_dir: s
             k: summary.get(f"{k}_mean") for k in ("frame_auc", "mass_inside", "share_inside", "lift")}}
         write_table([{"video_id": r["video_id"], **(r["loc"] or {})} for r in loc_rows], None,
                     out / "localisation.csv")
+    if cfg.explain:
+        from forensight.explain import EXPLAIN_COLUMNS, summarise_area_scores
+        from forensight.report import write_table
+
+        ex_rows = _explain_rows(cache, ds, preds, lm)
+        metrics["explain"] = {
+            **summarise_area_scores(ex_rows, n_boot=max(1, cfg.n_bootstrap)),
+            "method": "Grad-CAM of the clip logit, last conv block (model.cam_layer())",
+            "truth": "synthetic dataset.json boxes of the blended region per manipulated frame",
+            "by_method": {m: summarise_area_scores([r for r in ex_rows if r["method"] == m],
+                                                   n_boot=max(1, cfg.n_bootstrap))
+                          for m in sorted({r["method"] for r in ex_rows})}}
+        write_table(ex_rows, None, out / "explain.csv", columns=EXPLAIN_COLUMNS)
     write_json(metrics, out / "metrics.json")
     _write_scores(out / "scores.csv", ids, y, s, preds, lm)
     _write_clip_scores(out / "clip_scores.csv", preds)
@@ -177,6 +193,47 @@ def _localisation(records: dict[str, Any], preds: ClipPredictions) -> list[dict[
         truth = rec.manipulated_frames
         if rec.label == 1 and truth:
             rows.append({"video_id": vid, "loc": attention_localisation(w, idx, truth)})
+    return rows
+
+
+def _explain_rows(cache: Cache, ds: Any, preds: ClipPredictions, lm: LoadedModel) -> list[dict[str, Any]]:
+    """Per fake video whose manipulated area is known (:func:`forensight.synth.manipulated_areas`):
+    its Grad-CAM maps on the manipulated scored frames against those areas
+    (:func:`forensight.explain.video_area_scores`), with the crops' geometry from the cache."""
+    from forensight.explain import unit_square_affine, video_area_scores
+    from forensight.records import FaceTrack
+    from forensight.regions import crop_to_frame
+    from forensight.synth import manipulated_areas
+
+    spec = lm.input_spec
+    by_vid: dict[str, list[int]] = {}
+    for i, vid in enumerate(preds.video_ids):
+        by_vid.setdefault(vid, []).append(i)
+    rows = []
+    for vid, clip_rows in by_vid.items():
+        rec = ds.records[vid]
+        areas = manipulated_areas(rec.path) if rec.label == 1 else None
+        if not areas:
+            continue
+        entry = cache.load(vid, regions=[spec.region])
+        track = FaceTrack(boxes=np.asarray(entry.boxes), landmarks=np.asarray(entry.landmarks),
+                          observed=np.asarray(entry.observed))
+        video = entry.meta.get("video") or {}
+        affines = crop_to_frame(spec.region, track, (int(video["height"]), int(video["width"])), cache.config,
+                                np.asarray(entry.indices))
+        side = int(entry.regions[spec.region].shape[1])
+        window = spec.crop_window(side, side)
+        pos = {int(f): k for k, f in enumerate(np.asarray(entry.indices))}
+        cams, units, boxes = [], [], []
+        for r in clip_rows:
+            for j, f in enumerate(preds.frame_indices[r]):
+                if int(f) in areas:
+                    cams.append(preds.cams[r][j])
+                    units.append(unit_square_affine(affines[pos[int(f)]], window, side))
+                    boxes.append(np.asarray(areas[int(f)], np.float64))
+        scores = video_area_scores(cams, units, boxes)
+        if scores is not None:
+            rows.append({"video_id": vid, "method": rec.method, "region": spec.region, **scores})
     return rows
 
 

@@ -213,12 +213,14 @@ def plot_attention(result: DetectionResult) -> bytes:
 
 
 def _draw_frame(frame: np.ndarray, box: Sequence[float], landmarks: Sequence[Sequence[float]], region: str,
-                preprocess: Any, out_w: int = 360, context: float = 0.9) -> np.ndarray:
+                preprocess: Any, out_w: int = 360, context: float = 0.9,
+                crop_box: Sequence[float] | None = None) -> np.ndarray:
     """A view of the face in its frame, ``out_w`` px wide, with the face box (green), the model's
     region (magenta, when it is a box) and the 68 landmarks (cyan; mouth in yellow for lips) drawn.
 
     The view is the face box grown by ``context`` of its size on each side (clamped to the frame),
-    so the face is large enough to judge while some surroundings stay visible.
+    so the face is large enough to judge while some surroundings stay visible. ``crop_box``: the
+    model's crop in frame pixels as an evidence map gives it (drawn in magenta for every region).
     """
     fh, fw = frame.shape[:2]
     lm = np.asarray(landmarks, np.float64).reshape(-1, 2)
@@ -239,7 +241,10 @@ def _draw_frame(frame: np.ndarray, box: Sequence[float], landmarks: Sequence[Seq
         return round((x - x0) * s), round((y - y0) * s)
 
     th = 2
-    if region in ("full", "eyes", "mouth") and preprocess is not None and lm.shape == (68, 2):
+    if crop_box is not None:
+        cb = np.asarray(crop_box, np.float64).reshape(4)
+        cv2.rectangle(img, pt(cb[0], cb[1]), pt(cb[2], cb[3]), (217, 70, 239), th, cv2.LINE_AA)
+    elif region in ("full", "eyes", "mouth") and preprocess is not None and lm.shape == (68, 2):
         try:
             from forensight.regions import region_box
 
@@ -311,9 +316,14 @@ img.plot{width:100%;height:auto;display:block}
 .thumb .pair img.frame{flex:1 1 auto;min-width:0;width:100%;border-radius:6px}
 .thumb .pair img.crop{width:112px;height:112px;border-radius:6px;image-rendering:pixelated;flex:none;
  border:2px solid #d946ef}
+.thumb .pair .stack{display:flex;flex-direction:column;gap:6px;flex:none}
+.thumb .pair img.evidence{border-color:#f59e0b}
 .thumb .meta{font-size:13px;margin-top:6px;display:flex;justify-content:space-between;gap:8px}
 .rank{font-weight:700;color:#92400e}
 .legend{font-size:12.5px;color:#4b5563;margin:0 0 10px}
+.cscale{display:inline-flex;align-items:center;gap:4px;font-size:11px;margin:0 4px}
+.cscale .bar{display:inline-block;width:90px;height:10px;border-radius:2px;
+background:linear-gradient(90deg,#000004,#3b0f70,#8c2981,#de4968,#fe9f6d,#fcfdbf)}
 .sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin:0 4px 0 10px;vertical-align:-1px}
 table{border-collapse:collapse;width:100%;font-size:14px}
 th,td{text-align:left;padding:7px 10px;border-bottom:1px solid #e5e7eb;vertical-align:top}
@@ -418,16 +428,22 @@ def _thumbs(result: DetectionResult, heading: str = "h2") -> str:
     crops: dict[int, np.ndarray] = art.get("crops") or {}
     region = result.model.get("region", "")
     frames = _top_frame_images(result)
+    maps = {m.frame_index: m for m in result.evidence_maps}
     cards = []
     for tf in result.top_frames:
         parts = []
+        ev = maps.get(tf.frame_index)
         if tf.frame_index in frames:
-            drawn = _draw_frame(frames[tf.frame_index], tf.box, tf.landmarks, region, art.get("preprocess"))
+            drawn = _draw_frame(frames[tf.frame_index], tf.box, tf.landmarks, region, art.get("preprocess"),
+                                crop_box=ev.box if ev is not None else None)
             parts.append(f'<img class="frame" alt="frame {tf.frame_index}" '
                          f'src="{_data_uri(_encode(drawn, ".jpg"), "image/jpeg")}">')
         if tf.frame_index in crops:
             parts.append(f'<img class="crop" alt="{_e(region)} crop" title="the {_e(region)} crop the model read" '
                          f'src="{_data_uri(_encode(crops[tf.frame_index]))}">')
+        if ev is not None:  # the crop and its evidence map stacked beside the frame
+            crop_html = parts.pop() if tf.frame_index in crops else ""
+            parts.append(f'<div class="stack">{crop_html}{_evidence_img(ev, crops.get(tf.frame_index))}</div>')
         if not parts:
             parts.append('<p class="caption">(frame not available)</p>')
         cards.append(f'<div class="thumb"><div class="pair">{"".join(parts)}</div><div class="meta">'
@@ -439,8 +455,33 @@ def _thumbs(result: DetectionResult, heading: str = "h2") -> str:
               '<span class="sw" style="background:#22d3ee"></span>68 landmarks'
               f'<span class="sw" style="background:#d946ef"></span>right: {region_note}. '
               "Rank #1 is the frame the model weighted most.</p>")
-    inner = f'<{heading}>Most-attended frames</{heading}>{legend}<div class="thumbs">{"".join(cards)}</div>'
+    inner = (f'<{heading}>Most-attended frames</{heading}>{legend}{_evidence_legend(result)}'
+             f'<div class="thumbs">{"".join(cards)}</div>')
     return f'<section class="card">{inner}</section>' if heading == "h2" else f"<div>{inner}</div>"
+
+
+def _evidence_img(ev: Any, crop: np.ndarray | None) -> str:
+    """The evidence map of one frame over the crop the model read (or alone when the crop is gone)."""
+    from forensight.explain import colorize, overlay
+
+    small = np.asarray(ev.map, np.float32)
+    img = overlay(crop, small) if crop is not None else colorize(small, 112)
+    return (f'<img class="crop evidence" alt="evidence map, frame {ev.frame_index}" '
+            f'title="where the evidence is (Grad-CAM, {ev.grid[0]}x{ev.grid[1]} cells)" '
+            f'src="{_data_uri(_encode(img))}">')
+
+
+def _evidence_legend(result: DetectionResult) -> str:
+    """Colour scale and the one-line reading note of the evidence maps (empty without maps)."""
+    if not result.evidence_maps:
+        return ""
+    from forensight.explain import HOW_TO_READ
+
+    ev = result.evidence or {}
+    layer = f" (layer <code>{_e(ev['layer'])}</code>)" if ev.get("layer") else ""
+    return ('<p class="legend evidence-legend"><b>Evidence map</b> (orange frame, under each crop): '
+            '<span class="cscale">0<span class="bar"></span>max</span> '
+            f'{_e(HOW_TO_READ)}{layer}</p>')
 
 
 def _clip_table(result: DetectionResult) -> str:

@@ -225,6 +225,32 @@ def seed_mean_auc_ci(
     return float(lo), float(hi)
 
 
+def bootstrap_mean_ci(
+    values: Sequence[float] | np.ndarray,
+    n: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap ``(1 - alpha)`` confidence interval of a mean (e.g. a per-video score
+    averaged over videos): the samples are resampled with replacement ``n`` times, as
+    :func:`bootstrap_auc_ci` resamples videos. ``(nan, nan)`` for no samples."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if not np.isfinite(v).all():
+        raise ValueError("values contain NaN or +/-inf")
+    if v.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(n, 4_000_000 // v.size))
+    means = np.concatenate([v[rng.integers(0, v.size, size=(min(chunk, n - s), v.size))].mean(axis=1)
+                            for s in range(0, n, chunk)])
+    lo, hi = np.quantile(means, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return float(lo), float(hi)
+
+
 def aggregate_video_scores(
     video_ids: Iterable[Hashable], clip_logits: Iterable[float]
 ) -> dict[Hashable, float]:

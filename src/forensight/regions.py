@@ -70,6 +70,7 @@ __all__ = [
     "crop_box",
     "crop_lips",
     "crop_regions",
+    "crop_to_frame",
     "crop_track_regions",
     "lips_transform",
     "mean_face",
@@ -546,3 +547,35 @@ def crop_track_regions(
             mode=cfg.lips_smooth_mode,
         )
     return {r: out[r] for r in cfg.regions}
+
+
+def crop_to_frame(
+    region: str,
+    track: FaceTrack,
+    frame_shape: Sequence[int],
+    cfg: PreprocessConfig,
+    frame_indices: np.ndarray | None = None,
+) -> np.ndarray:
+    """Where each cached crop of ``region`` came from: float64 ``(T, 2, 3)`` affines mapping crop
+    pixel edges ``(x, y, 1)`` (0..side) to native frame pixel edges, one per frame of ``track``.
+
+    The geometry is the one the crops were cut with: the snapped box of :func:`crop_box` scaled
+    to the crop side for the box regions; the inverse of the LipForensics alignment
+    (:func:`align_lips`, landmarks smoothed exactly as :func:`crop_track_regions` does) for "lips".
+    """
+    t_len = len(track)
+    out = np.zeros((t_len, 2, 3), np.float64)
+    if region == "lips":
+        raw = track.raw_landmarks if track.raw_landmarks is not None else track.landmarks
+        lm = np.asarray(raw, np.float64)
+        smoothed = smooth_lips_landmarks(lm, cfg.lips_smooth_window, frame_indices, mode=cfg.lips_smooth_mode)
+        half = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+        for t in range(t_len):
+            m = np.vstack([_lips_matrix(smoothed[t], lm[t], cfg.lips_size), [0.0, 0.0, 1.0]])
+            # warpAffine maps pixel centres; edges = centres + 0.5 on both sides
+            out[t] = (half @ np.linalg.inv(m) @ np.linalg.inv(half))[:2]
+        return out
+    for t in range(t_len):
+        ix0, iy0, ix1, iy1 = snap_box(region_box(region, track.landmarks[t], track.boxes[t], frame_shape, cfg))
+        out[t] = [[(ix1 - ix0) / cfg.size, 0.0, ix0], [0.0, (iy1 - iy0) / cfg.size, iy0]]
+    return out

@@ -22,6 +22,7 @@ __all__ = [
     "SCHEMA",
     "ClipScore",
     "DetectionResult",
+    "EvidenceMap",
     "FaceTrackSummary",
     "FrameScore",
     "PersonResult",
@@ -32,8 +33,11 @@ __all__ = [
     "sigmoid",
 ]
 
-SCHEMA = "forensight-detect-v2"  # v2: ``people`` / ``person`` (every face scored), ``model.trained_on``
-BATCH_SCHEMA = "forensight-detect-batch-v2"
+# v2: ``people`` / ``person`` (every face scored), ``model.trained_on``;
+# v3: ``evidence_maps`` / ``evidence`` (spatial Grad-CAM maps, only when asked: ``detect --explain``).
+# Older records read back unchanged (the new fields default to empty).
+SCHEMA = "forensight-detect-v3"
+BATCH_SCHEMA = "forensight-detect-batch-v3"
 
 CSV_COLUMNS = ["name", "path", "status", "reason", "verdict", "p_fake", "logit", "threshold", "threshold_p",
                "num_clips", "num_frames_scored", "coverage", "num_other_tracks", "num_people", "person",
@@ -129,6 +133,34 @@ class TopFrame:
 
 
 @dataclass
+class EvidenceMap:
+    """Where in one frame the evidence is (``detect --explain``): a Grad-CAM map of the video logit.
+
+    Attributes:
+        frame_index, timestamp_s: the sampled frame (source frame number, seconds).
+        attention: its attention share (as in ``frames``).
+        map: ``S x S`` floats in [0, 1] (rows top to bottom, columns left to right) over the crop
+            the model read; all maps of a video share one scale, 1 = its strongest cell on the
+            network's own grid (the bilinear resize to ``S x S`` may show it slightly lower).
+        grid: ``[h, w]`` of the network block the map was computed on (the real resolution;
+            ``map`` is its bilinear resize).
+        crop_to_frame: ``2 x 3`` affine: map coordinates ``(u, v, 1)``, ``u, v`` in [0, 1] (u
+            rightwards, v down, over the crop), to frame pixels ``(x, y)`` (pixel edges, native
+            resolution): ``[x, y] = crop_to_frame @ [u, v, 1]``.
+        box: ``[x0, y0, x1, y1]`` bounding box of the crop in frame pixels (the region drawn on
+            the frame; equal to the crop for box regions, the rotated crop's bounds for "lips").
+    """
+
+    frame_index: int
+    timestamp_s: float
+    attention: float | None
+    map: list[list[float]]
+    grid: list[int]
+    crop_to_frame: list[list[float]]
+    box: list[float]
+
+
+@dataclass
 class PersonResult:
     """One person (face track) of a video, scored on their own.
 
@@ -151,6 +183,8 @@ class PersonResult:
     local_scores: list[ClipScore] = field(default_factory=list)
     face_track: FaceTrackSummary | None = None
     top_frames: list[TopFrame] = field(default_factory=list)
+    evidence_maps: list[EvidenceMap] = field(default_factory=list)
+    evidence: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -164,15 +198,16 @@ class PersonResult:
             FaceTrackSummary(**ft) if ft else None))
 
 
-_NESTED = ("clips", "frames", "local_scores", "face_track", "top_frames")
-_PERSON_FIELDS = ("status", "reason", "message", "p_fake", "logit", "verdict", *_NESTED)
+_NESTED = ("clips", "frames", "local_scores", "face_track", "top_frames", "evidence_maps")
+_PERSON_FIELDS = ("status", "reason", "message", "p_fake", "logit", "verdict", *_NESTED, "evidence")
 
 
 def _nested(d: dict[str, Any]) -> dict[str, Any]:
     return {"clips": [ClipScore(**c) for c in d.get("clips", [])],
             "frames": [FrameScore(**c) for c in d.get("frames", [])],
             "local_scores": [ClipScore(**{"index": None, **c}) for c in d.get("local_scores", [])],
-            "top_frames": [TopFrame(**c) for c in d.get("top_frames", [])]}
+            "top_frames": [TopFrame(**c) for c in d.get("top_frames", [])],
+            "evidence_maps": [EvidenceMap(**c) for c in d.get("evidence_maps", [])]}
 
 
 @dataclass
@@ -195,6 +230,9 @@ class DetectionResult:
         local_scores: sliding-window scores (region models; [] otherwise).
         face_track: the followed face (None when no face was found / nothing was decoded).
         top_frames: the most-attended frames (rank order).
+        evidence_maps: spatial evidence maps (Grad-CAM), only when asked (``detect --explain``):
+            those of the most-attended frames (rank order) or of every scored frame (time order).
+        evidence: how they were made (method, target, network layer, frames, scale), or None.
         video: probed metadata (width, height, fps, num_frames, duration_s, rotation, codec).
         model: which model scored it (name, arch, region, pooling, path, preprocess hash, ...,
             ``trained_on``: its model card, ``warning``: e.g. trained only on synthetic data).
@@ -225,6 +263,8 @@ class DetectionResult:
     local_scores: list[ClipScore] = field(default_factory=list)
     face_track: FaceTrackSummary | None = None
     top_frames: list[TopFrame] = field(default_factory=list)
+    evidence_maps: list[EvidenceMap] = field(default_factory=list)
+    evidence: dict[str, Any] | None = None
     video: dict[str, Any] | None = None
     model: dict[str, Any] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)

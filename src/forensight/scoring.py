@@ -65,27 +65,46 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
 
 @dataclass
 class BatchOutput:
-    """Outputs for one batch: ``logits`` float64 ``(B,)``, per-clip valid-frame ``weights``, and
-    ``window_logits`` (one list per clip, for the windows asked for; empty otherwise)."""
+    """Outputs for one batch: ``logits`` float64 ``(B,)``, per-clip valid-frame ``weights``,
+    ``window_logits`` (one list per clip, for the windows asked for; empty otherwise) and, when
+    explained, ``cams``: per clip the Grad-CAM maps of its valid frames, float32 ``(n, h, w)``
+    (:func:`forensight.explain.grad_cam`; empty otherwise)."""
 
     logits: np.ndarray
     weights: list[np.ndarray]
     window_logits: list[list[float]] = field(default_factory=list)
+    cams: list[np.ndarray] = field(default_factory=list)
 
 
-@torch.inference_mode()
 def forward_batch(model: nn.Module, batch: dict[str, Any], device: torch.device,
-                  windows: Sequence[tuple[int, int]] = ()) -> BatchOutput:
+                  windows: Sequence[tuple[int, int]] = (), explain: bool = False) -> BatchOutput:
     """Score one collated batch (``collate_clips``) with ``model`` in eval mode on ``device``.
 
     ``windows``: ``[a, b)`` position ranges scored as extra inputs cut from EVERY clip of the
     batch (sliding windows of ``detect``). Frame-feature models encode the frames once and
     classify each window from those features; other models score each window as a clip.
+
+    ``explain``: also compute Grad-CAM maps of each clip's logit on each valid frame (the same
+    forward pass, run with gradients, plus one backward pass; models following the spatial
+    protocol only). Without it the batch runs under ``torch.inference_mode`` as always.
     """
+    if not explain:
+        with torch.inference_mode():
+            return _forward_batch(model, batch, device, windows, False)
+    if "features" in batch:
+        raise ValueError("spatial maps need the crops: score from crops, not precomputed features")
+    # cuDNN's RNN backward refuses eval mode; the explained batch runs the RNN without cuDNN
+    with torch.enable_grad(), torch.backends.cudnn.flags(enabled=device.type != "cuda"):
+        return _forward_batch(model, batch, device, windows, True)
+
+
+def _forward_batch(model: nn.Module, batch: dict[str, Any], device: torch.device,
+                   windows: Sequence[tuple[int, int]], explain: bool) -> BatchOutput:
     spec: InputSpec = model.input_spec
     lengths = batch["lengths"].to(device)
     dtype = autocast_dtype(device)
     feature_model = isinstance(model, FrameFeatureDetector)
+    cams = None
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         if "features" in batch:  # precomputed frozen-encoder features (forensight.features)
             if not feature_model:
@@ -95,24 +114,44 @@ def forward_batch(model: nn.Module, batch: dict[str, Any], device: torch.device,
             out = model.classify_features(feats, mask)
         else:
             x = prepare_batch(batch["frames"].to(device, non_blocking=True), spec, channels_last=device.type == "cuda")
-            if windows and feature_model:  # encode once, classify the clip and every window
+            if explain:
+                from forensight.explain import grad_cam
+
+                kept: dict[str, Any] = {}
+
+                def run(xx: torch.Tensor, ll: torch.Tensor | None) -> Any:
+                    if windows and feature_model:  # keep the features for the windows below
+                        f, m = model.features(xx, ll)
+                        kept["feats"] = f
+                        return model.classify_features(f, m)
+                    return model(xx, ll)
+
+                out, cams = grad_cam(model, x, lengths, forward=run)
+                if "feats" in kept:
+                    feats = kept["feats"].detach()
+            elif windows and feature_model:  # encode once, classify the clip and every window
                 feats, mask = model.features(x, lengths)
                 out = model.classify_features(feats, mask)
             else:
                 out = model(x, lengths)
         win: list[list[float]] = []
         if windows:
-            if feature_model:
-                wf = torch.cat([feats[:, a:b] for a, b in windows])
-                wl = model.classify_features(wf, torch.ones(wf.shape[:2], dtype=torch.bool, device=device)).logits
-            else:
-                wl = model(torch.cat([x[:, a:b] for a, b in windows]), None).logits
+            with torch.no_grad():
+                if feature_model:
+                    wf = torch.cat([feats[:, a:b] for a, b in windows])
+                    wl = model.classify_features(wf, torch.ones(wf.shape[:2], dtype=torch.bool, device=device)).logits
+                else:
+                    wl = model(torch.cat([x[:, a:b] for a, b in windows]), None).logits
             win = [[float(v) for v in row] for row in wl.float().reshape(len(windows), -1).T.cpu().numpy()]
     logits = out.logits.detach().float().cpu().numpy().astype(np.float64).reshape(-1)
     weights = out.weights.detach().float().cpu().numpy().astype(np.float64)
     n = batch["lengths"].cpu().numpy()
+    maps: list[np.ndarray] = []
+    if cams is not None:
+        c = cams.detach().float().cpu().numpy()
+        maps = [c[i, :int(n[i])].copy() for i in range(len(n))]
     return BatchOutput(logits=logits, weights=[weights[i, :int(n[i])].copy() for i in range(len(n))],
-                       window_logits=win)
+                       window_logits=win, cams=maps)
 
 
 @dataclass
@@ -120,7 +159,8 @@ class ClipPredictions:
     """Clip-level outputs of a model over a set of clips (in the order scored).
 
     ``weights[i]`` holds the valid-frame pooling weights of clip i and ``frame_indices[i]`` the
-    source frame numbers they belong to.
+    source frame numbers they belong to; ``cams[i]`` (explained runs only, else empty) its Grad-CAM
+    maps ``(n, h, w)``.
     """
 
     video_ids: list[str] = field(default_factory=list)
@@ -129,6 +169,7 @@ class ClipPredictions:
     starts: list[int] = field(default_factory=list)
     weights: list[np.ndarray] = field(default_factory=list)
     frame_indices: list[np.ndarray] = field(default_factory=list)
+    cams: list[np.ndarray] = field(default_factory=list)
 
     def extend(self, batch: dict[str, Any], out: BatchOutput) -> None:
         """Append one batch's clips."""
@@ -141,10 +182,12 @@ class ClipPredictions:
             self.starts.append(int(batch["start"][b]))
             self.weights.append(out.weights[b])
             self.frame_indices.append(idx[b, :n].copy())
+            if out.cams:
+                self.cams.append(out.cams[b])
 
     def merge(self, other: ClipPredictions) -> None:
         """Append another set (e.g. another DDP rank's)."""
-        for name in ("video_ids", "labels", "logits", "starts", "weights", "frame_indices"):
+        for name in ("video_ids", "labels", "logits", "starts", "weights", "frame_indices", "cams"):
             getattr(self, name).extend(getattr(other, name))
 
     def video_scores(self) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -156,15 +199,16 @@ class ClipPredictions:
 
 
 def predict(model: nn.Module, batches: Iterable[dict[str, Any]], device: torch.device | str | None = None,
-            progress: bool = False) -> ClipPredictions:
-    """Run ``model`` (eval mode) over collated ``batches``; returns clip predictions."""
+            progress: bool = False, explain: bool = False) -> ClipPredictions:
+    """Run ``model`` (eval mode) over collated ``batches``; returns clip predictions (with every
+    frame's Grad-CAM map when ``explain``, see :func:`forward_batch`)."""
     from tqdm.auto import tqdm
 
     dev = resolve_device(device)
     model.eval().to(dev)
     preds = ClipPredictions()
     for batch in tqdm(batches, desc="score", unit="batch", disable=not progress, leave=False):
-        preds.extend(batch, forward_batch(model, batch, dev))
+        preds.extend(batch, forward_batch(model, batch, dev, explain=explain))
     return preds
 
 
@@ -209,19 +253,24 @@ def _keep_method(method: str, keep: set[str], fakes: str) -> bool:
 def score_split(loaded: LoadedModel, cache: Cache, split: str, *, batch_size: int = 8, max_frames: int = 0,
                 max_clips: int = 0, device: torch.device | str | None = None, progress: bool = False,
                 features: bool | None = None, methods: Sequence[str] = (),
-                fakes: str = "all") -> tuple[ClipPredictions, ClipDataset]:
+                fakes: str = "all", explain: bool = False) -> tuple[ClipPredictions, ClipDataset]:
     """Score every planned clip of ``split`` with a loaded model file (threshold and evaluate).
 
     ``features``: None = from the model's frozen-encoder feature cache when it was trained on one
     and the cache holds it (:func:`model_features`), else from the crops; True = require it;
-    False = always from the crops.
+    False = always from the crops. ``explain``: Grad-CAM maps of every scored frame too (needs the
+    crops: ``features`` must not be True).
     """
+    if explain and features:
+        raise ValueError("explain=True needs the crops; it cannot score from frozen-encoder features")
+    if explain:
+        features = False
     fc = model_features(loaded, cache, required=bool(features)) if features is not False else None
     ds = make_dataset(cache, split, loaded.input_spec, max_clips=max_clips, max_frames=max_frames, features=fc,
                       methods=methods, min_coverage=loaded.min_face_coverage, fakes=fakes)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0,
                                          collate_fn=collate_clips)
-    return predict(loaded.scoring_model(), loader, device=device, progress=progress), ds
+    return predict(loaded.scoring_model(), loader, device=device, progress=progress, explain=explain), ds
 
 
 def model_features(loaded: LoadedModel, cache: Cache, required: bool = False) -> Any:

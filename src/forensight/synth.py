@@ -131,6 +131,7 @@ __all__ = [
     "generate_two_person",
     "load_footage",
     "make_fake",
+    "manipulated_areas",
     "read_metadata",
     "render_real",
     "split_counts",
@@ -997,6 +998,33 @@ def read_metadata(root: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"synthetic dataset description: expected {path} (written by forensight.synth)")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def manipulated_areas(video_path: str | Path, max_depth: int = 6) -> dict[int, list[float]] | None:
+    """WHERE a synthetic fake is manipulated: per manipulated source frame number, the ``[x0, y0, x1,
+    y1]`` box (frame pixel edges) of the blended region, from the ``dataset.json`` of the synthetic
+    dataset the video lies in (searched up to ``max_depth`` folders above it). None when the video
+    is not in one or is not a fake there."""
+    p = Path(video_path).resolve()
+    for root in list(p.parents)[:max_depth]:
+        if (root / "dataset.json").is_file():
+            break
+    else:
+        return None
+    videos = _metadata_videos(str(root), (root / "dataset.json").stat().st_mtime_ns)
+    v = videos.get(p.relative_to(root).as_posix())
+    if v is None or not v.get("boxes"):
+        return None
+    frames, boxes = v["manipulated_frames"], v["boxes"]
+    if len(frames) != len(boxes):
+        raise ValueError(f"{root / 'dataset.json'}: {v['path']} lists {len(frames)} manipulated frames "
+                         f"but {len(boxes)} boxes")
+    return {int(f): [float(x) for x in b] for f, b in zip(frames, boxes)}
+
+
+@functools.lru_cache(maxsize=8)
+def _metadata_videos(root: str, _mtime_ns: int) -> dict[str, dict[str, Any]]:
+    return {v["path"]: v for v in read_metadata(root)["videos"].values() if "path" in v}
 
 
 # --------------------------------------------------------------------------- several people

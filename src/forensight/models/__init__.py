@@ -32,7 +32,7 @@ from forensight.models.encoders import (
 )
 from forensight.models.outputs import DetectorOutput
 from forensight.models.pooling import AttentionPooling, MeanPooling, build_pooling
-from forensight.models.protocol import ForensicDetector, FrameFeatureDetector
+from forensight.models.protocol import ForensicDetector, FrameFeatureDetector, SpatialDetector
 from forensight.models.registry import (
     Architecture,
     architectures,
@@ -62,6 +62,7 @@ __all__ = [
     "MobileNetV3SmallEncoder",
     "ModelConfig",
     "RegionModelConfig",
+    "SpatialDetector",
     "TinyCNNEncoder",
     "architectures",
     "build_encoder",

@@ -95,6 +95,15 @@ class Detector(nn.Module):
         step = self.encoder_chunk
         return torch.cat([self.encoder(frames[i : i + step]) for i in range(0, n, step)])
 
+    def cam_layer(self) -> nn.Module:
+        """The spatial protocol's hook point: the encoder's last convolutional block
+        (``encoder.cam_layer()``), whose output is ``(N_valid, C, h, w)`` (padded frames are not
+        encoded)."""
+        layer = getattr(self.encoder, "cam_layer", None)
+        if layer is None:
+            raise TypeError(f"encoder {type(self.encoder).__name__} exposes no cam_layer()")
+        return layer()
+
     def forward(self, x: Tensor, lengths: Tensor | Sequence[int] | None = None) -> DetectorOutput:
         """``x (B, T, C, H, W)`` normalised float, ``lengths (B,)`` valid frames per clip (None = all).
 

@@ -268,10 +268,16 @@ class EfficientNetLiteEncoder(_LiteTrunk, FrameEncoder):
         super().__init__(in_channels, drop_connect_rate, bn_momentum, tf_same_padding)
         self.out_dim = HEAD_CHANNELS
         self.name = "efficientnet_lite0"
+        self.head_map = nn.Identity()  # hook point of the last conv block (no parameters)
 
     def forward(self, x: Tensor) -> Tensor:
         """``x (N, C, H, W)`` normalised float -> ``(N, 1280)`` pooled head features."""
-        return self.forward_features(x).mean(dim=(2, 3))
+        return self.head_map(self.forward_features(x)).mean(dim=(2, 3))
+
+    def cam_layer(self) -> nn.Module:
+        """The head block's output ``(N, 1280, h, w)`` (after its ReLU6), through an identity module
+        (the head's activation module is shared with the stem, so it cannot be hooked itself)."""
+        return self.head_map
 
     def load_weights(self, weights: str | Path) -> None:
         """Load ``"imagenet"`` (the packaged file, see :func:`packaged_weights_path`) or a file path.

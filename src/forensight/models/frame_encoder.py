@@ -20,6 +20,14 @@ class FrameEncoder(nn.Module):
     out_dim: int
     name: str = "encoder"
 
+    def cam_layer(self) -> nn.Module:
+        """The last convolutional block (its output is the ``(N, C, h, w)`` map that global average
+        pooling reduces): ``self.features`` by default, a subclass may name another module."""
+        features = getattr(self, "features", None)
+        if not isinstance(features, nn.Module):
+            raise TypeError(f"{type(self).__name__} has no 'features' module; override cam_layer()")
+        return features
+
 
 def adapt_first_conv(w: Tensor, in_channels: int) -> Tensor:
     """Adapt a conv weight ``(O, 3, k, k)`` to ``(O, in_channels, k, k)`` keeping its response scale."""

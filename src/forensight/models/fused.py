@@ -158,6 +158,10 @@ class LipForensicsInference(nn.Module):
             p.requires_grad_(False)
         self.eval()
 
+    def cam_layer(self) -> nn.Module:
+        """The spatial protocol's hook point: the last (fused) ResNet block, ``(B*T, 512, h, w)``."""
+        return self.trunk[-1]
+
     def temporal_features(self, x: Tensor) -> Tensor:
         """``(B, 1, T, H, W) -> (B, 768, T)``."""
         if x.dim() != 5 or x.shape[1] != 1:

@@ -336,6 +336,11 @@ class LipForensics(nn.Module):
         logits = self.tcn.tcn_output(pooled)
         return logits.squeeze(1) if self.num_classes == 1 else logits
 
+    def cam_layer(self) -> nn.Module:
+        """The spatial protocol's hook point: ResNet stage 4, ``(B*T, 512, h, w)`` (3x3 for 88-px
+        input; every frame is encoded, padded ones too)."""
+        return self.trunk.layer4
+
     # -- public ----------------------------------------------------------------------------------
     def forward_official(self, x: Tensor, lengths: Tensor | Sequence[int] | None = None) -> DetectorOutput:
         """The official layout: ``x (B, 1, T, H, W)`` → logits ``(B,)`` and pooling weights ``(B, T)``

@@ -8,6 +8,12 @@
   encode once (``features``) and classify any window of those features
   (``classify_features``); the scoring path uses it to score sliding windows cheaply. A model
   without it is scored window by window through ``forward``.
+* :class:`SpatialDetector` (optional): models that can say *where* in a frame the evidence is
+  expose ``cam_layer()``, the module whose output is the per-frame feature map of their last
+  convolutional block, ``(N, C, h, w)`` with one row per encoded frame in (clip, time) order
+  (``N = B * T`` when padded frames are encoded too, ``N = lengths.sum()`` when they are
+  skipped). :mod:`forensight.explain` runs Grad-CAM (Selvaraju et al., 2017) on it for any
+  such model, whatever its architecture.
 
 Nothing outside :mod:`forensight.models.registry` asks which architecture a model is: callers
 use the protocol and the input spec only.
@@ -17,12 +23,12 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from forensight.config import InputSpec
 from forensight.models.outputs import DetectorOutput
 
-__all__ = ["DetectorOutput", "ForensicDetector", "FrameFeatureDetector"]
+__all__ = ["DetectorOutput", "ForensicDetector", "FrameFeatureDetector", "SpatialDetector"]
 
 
 @runtime_checkable
@@ -44,4 +50,14 @@ class FrameFeatureDetector(ForensicDetector, Protocol):
 
     def classify_features(self, feats: Tensor, mask: Tensor) -> DetectorOutput:
         """``feats (B, T, D)``, ``mask (B, T)`` → :class:`DetectorOutput`."""
+        ...
+
+
+@runtime_checkable
+class SpatialDetector(ForensicDetector, Protocol):
+    """A detector whose frames pass through a convolutional block Grad-CAM can read."""
+
+    def cam_layer(self) -> nn.Module:
+        """The module whose forward output is the last convolutional block's per-frame map
+        ``(N, C, h, w)``, one row per encoded frame in (clip, time) order."""
         ...

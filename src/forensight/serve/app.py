@@ -73,6 +73,9 @@ _UPLOAD_BODY = {
                 "file": {"type": "string", "format": "binary",
                          "description": "one video; its type is decided by reading it, not by its name"},
                 "model": {"type": "string", "description": "model id from GET /api/models (default: the first)"},
+                "explain": {"type": "string", "enum": ["", "top", "all"],
+                            "description": "spatial evidence maps (Grad-CAM): 'top' = the most-attended frames, "
+                                           "'all' = every scored frame; default none (faster)"},
             }}}},
     }
 }
@@ -322,7 +325,15 @@ def _model_choice(state: ServeState, value: str | None) -> str:
     return value
 
 
-def _enqueue(state: ServeState, f: ReceivedFile, model: str) -> Job:
+def _explain_choice(value: str | None) -> str:
+    """The form's ``explain`` field: "" (default, no maps), "top" (a checked box sends "top") or "all"."""
+    v = (value or "").strip()
+    if v not in ("", "top", "all"):
+        raise ApiError(400, "bad_explain", f"explain must be '', 'top' or 'all', got {v[:40]!r}")
+    return v
+
+
+def _enqueue(state: ServeState, f: ReceivedFile, model: str, explain: str = "") -> Job:
     """Check the received file is a video, move it into a new job folder, queue the job (sync)."""
     try:
         check_video(f.path, f.name)
@@ -331,7 +342,7 @@ def _enqueue(state: ServeState, f: ReceivedFile, model: str) -> Job:
         try:
             job_dir.mkdir(mode=0o700)
             os.replace(f.path, state.layout.video(job_id))  # the file is in place before a worker can see the job
-            return state.store.create(job_id, f.name, model, f.size, state.cfg.queue_size)
+            return state.store.create(job_id, f.name, model, f.size, state.cfg.queue_size, explain=explain)
         except QueueFull as e:
             state.layout.remove_job(job_id)
             raise _queue_full(e.active, e.bound) from None
@@ -359,7 +370,7 @@ async def _receive(request: Request, state: ServeState, max_files: int, no_file:
     if not form.files:
         raise ApiError(400, "no_file", no_file)
     try:
-        return form, _model_choice(state, form.fields.get("model"))
+        return form, (_model_choice(state, form.fields.get("model")), _explain_choice(form.fields.get("explain")))
     except ApiError:
         form.discard()
         raise
@@ -369,8 +380,8 @@ def _api_routes(app: FastAPI, state: ServeState) -> None:
     @app.post("/api/jobs", status_code=202, response_model=JobCreated, responses=_ERRORS, openapi_extra=_UPLOAD_BODY,
               summary="Upload one video (multipart field `file`, optional `model`) and queue it")
     async def create_job(request: Request) -> JSONResponse:
-        form, model = await _receive(request, state, 1, "send the video in the multipart field 'file'")
-        job = await run_in_threadpool(_enqueue, state, form.files[0], model)
+        form, (model, explain) = await _receive(request, state, 1, "send the video in the multipart field 'file'")
+        job = await run_in_threadpool(_enqueue, state, form.files[0], model, explain)
         rec = state.record(job)
         return JSONResponse({"id": job.id, "status": job.status, "name": job.name, "model": job.model,
                              "links": rec["links"]}, status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
@@ -442,14 +453,14 @@ def _page_routes(app: FastAPI, state: ServeState) -> None:
     @app.post("/upload", include_in_schema=False)
     async def upload_form(request: Request) -> Response:
         """The page's form without its script: every chosen file becomes a job."""
-        form, model = await _receive(request, state, MAX_FORM_FILES, "choose at least one video file")
+        form, (model, explain) = await _receive(request, state, MAX_FORM_FILES, "choose at least one video file")
         jobs: list[Job] = []
         notices: list[dict[str, Any]] = []
         last_error: ApiError | UploadError | None = None
         try:
             for f in form.files:
                 try:
-                    job = await run_in_threadpool(_enqueue, state, f, model)
+                    job = await run_in_threadpool(_enqueue, state, f, model, explain)
                     jobs.append(job)
                     notices.append({"name": f.name, "ok": True, "message": "queued", "link": f"/jobs/{job.id}"})
                 except (ApiError, UploadError) as e:

@@ -71,6 +71,7 @@ class JobOut(BaseModel):
     summary: SummaryOut | None
     error: ErrorInfo | None
     upload_deleted: bool = Field(description="the uploaded video was deleted (retention)")
+    explain: str = Field("", description="evidence maps asked for: '' none, 'top' most-attended frames, 'all'")
     result: dict[str, Any] | None = Field(description="when done: the same object as `forensight detect --json`")
     links: LinksOut
 

@@ -34,7 +34,7 @@ from forensight.io import LOW_SPACE_BYTES, DiskFullError, free_bytes
 __all__ = ["DB_FILE", "Job", "JobStore", "QueueFull", "RecoveryReport", "new_job_id"]
 
 DB_FILE = "forensight-serve.sqlite3"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: jobs.explain (a v1 database is upgraded in place)
 ACTIVE = ("queued", "running")
 
 _SCHEMA = """
@@ -61,7 +61,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     reason TEXT NOT NULL DEFAULT '',
     message TEXT NOT NULL DEFAULT '',
     report_name TEXT,
-    upload_deleted INTEGER NOT NULL DEFAULT 0
+    upload_deleted INTEGER NOT NULL DEFAULT 0,
+    explain TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_status_seq ON jobs (status, seq);
 CREATE TABLE IF NOT EXISTS workers (
@@ -115,6 +116,7 @@ class Job:
     message: str
     report_name: str | None
     upload_deleted: int
+    explain: str = ""  # evidence maps asked for: "" (none), "top", "all" (DetectConfig.explain)
 
     @property
     def finished(self) -> bool:
@@ -148,6 +150,9 @@ class JobStore:
             row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
             if row is None:
                 db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            elif row[0] == "1":  # v1 -> v2: the explain column, empty (no maps) for the old jobs
+                db.execute("ALTER TABLE jobs ADD COLUMN explain TEXT NOT NULL DEFAULT ''")
+                db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
             elif row[0] != SCHEMA_VERSION:
                 raise RuntimeError(f"{self.path}: job database schema {row[0]!r}, this version reads "
                                    f"{SCHEMA_VERSION!r}; use another --data-dir")
@@ -205,15 +210,18 @@ class JobStore:
         return Job(**dict(row)) if row is not None else None
 
     # -- the web process ------------------------------------------------------------------------
-    def create(self, job_id: str, name: str, model: str, size_bytes: int, queue_size: int) -> Job:
-        """Queue a new job, or raise :class:`QueueFull` when ``queue_size`` jobs are active."""
+    def create(self, job_id: str, name: str, model: str, size_bytes: int, queue_size: int,
+               explain: str = "") -> Job:
+        """Queue a new job, or raise :class:`QueueFull` when ``queue_size`` jobs are active.
+        ``explain``: evidence maps asked for ("", "top" or "all")."""
         now = time.time()
         with self._tx() as db:
             active = self._active(db)
             if active >= queue_size:
                 raise QueueFull(active, queue_size)
-            db.execute("INSERT INTO jobs (id, name, model, size_bytes, status, created_at, updated_at) "
-                       "VALUES (?, ?, ?, ?, 'queued', ?, ?)", (job_id, name, model, int(size_bytes), now, now))
+            db.execute("INSERT INTO jobs (id, name, model, size_bytes, status, created_at, updated_at, explain) "
+                       "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)", (job_id, name, model, int(size_bytes), now, now,
+                                                                   explain))
             job = self._job(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
         assert job is not None
         return job

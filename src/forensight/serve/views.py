@@ -81,5 +81,5 @@ def job_record(job: Job, queue_position: int | None, result: dict[str, Any] | No
         "created_at": job.created_at, "updated_at": job.updated_at, "started_at": job.started_at,
         "finished_at": job.finished_at, "attempts": job.attempts, "queue_position": queue_position,
         "progress": progress_view(job), "summary": summary, "error": error,
-        "upload_deleted": bool(job.upload_deleted), "result": result, "links": job_links(job),
+        "upload_deleted": bool(job.upload_deleted), "explain": job.explain, "result": result, "links": job_links(job),
     }

@@ -175,7 +175,8 @@ class JobRunner:
         # scored by its path inside the data folder (the worker's working folder), so results and
         # reports say "jobs/<id>/video", not where the server keeps its files
         video = video.relative_to(self.layout.root) if Path.cwd() == self.layout.root else video
-        res = det.predict(video, name=job.name, progress=report)  # live stages: decoding, faces, scoring
+        res = det.predict(video, name=job.name, progress=report,  # live stages: decoding, faces, scoring
+                          explain=job.explain or "")
         report("report", None, force=True)
         report_name = None
         try:

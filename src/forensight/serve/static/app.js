@@ -70,6 +70,7 @@
         list.appendChild(li);
         var fd = new FormData();
         fd.append("model", model);
+        if ($("#explain-check") && $("#explain-check").checked) { fd.append("explain", "top"); }
         fd.append("file", file, file.name);
         var xhr = new XMLHttpRequest();
         xhr.open("POST", "/api/jobs");
