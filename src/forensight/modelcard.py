@@ -72,7 +72,8 @@ def card_warning(card: Mapping[str, Any] | None) -> str | None:
     if is_published(card):
         if card.get("threshold_calibrated"):
             return PUBLISHED_WARNING
-        return f"{PUBLISHED_WARNING}; the decision threshold is UNCALIBRATED: {card.get('threshold_note') or '?'}"
+        return (f"{PUBLISHED_WARNING}; the decision threshold is UNCALIBRATED ({card.get('threshold_note') or '?'}): "
+                "fit one on your own labelled validation videos with `forensight calibrate`")
     return SYNTHETIC_WARNING if card.get("synthetic_only") else None
 
 
@@ -164,13 +165,14 @@ def card_markdown(config: Mapping[str, Any]) -> str:
         out += ["", f"Citation: {card.get('citation', '')}", ""]
     if isinstance(vm.get("auc"), (int, float)):
         ci = vm.get("auc_ci") or [None, None]
-        out += ["Validation split of the data it was trained on (video level; 95 % bootstrap interval):", "",
+        where = vm.get("note") or "the validation split of the data it was trained on"
+        out += [f"Measured on {where} (video level; 95 % bootstrap interval of the AUC):", "",
                 "| videos (real / fake) | AUC | 95 % interval | AP | EER | accuracy at threshold |",
                 "|---|---|---|---|---|---|",
                 f"| {vm.get('n', '–')} ({vm.get('n_real', '–')} / {vm.get('n_fake', '–')}) | {_num(vm.get('auc'))} | "
                 f"{_num(ci[0])}–{_num(ci[1])} | {_num(vm.get('ap'))} | {_num(vm.get('eer'))} | "
                 f"{_num(vm.get('acc_at_threshold'))} |", "",
-                "These are validation figures (the split used for model selection), not a test result."]
+                "These are validation figures (the videos the threshold was chosen on), not a test result."]
     elif not is_published(card):
         out += ["No validation metrics are stored with this model."]
     ti = config.get("threshold_info") or {}

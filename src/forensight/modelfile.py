@@ -189,16 +189,21 @@ class LoadedModel:
         (:func:`update_model_file`, atomic) and use it from now on."""
         import math
 
-        if self.kind != "run":
-            raise ModelFileError(f"{self.path} is {'a model folder' if self.kind == 'folder' else 'an imported checkpoint'}"
-                                 ": it is never modified in place; fit the temperature and threshold into a new "
-                                 "folder with `forensight calibrate --model M --cache C --out NEW`")
+        self.check_writable()
         t = float(temperature)
         if not math.isfinite(t) or t <= 0:
             raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
         entries = {"temperature": t, "calibration": dict(info or {})}
         update_model_file(self.path, **entries)
         self.payload.update(json.loads(json.dumps(entries, default=float)))
+
+    def check_writable(self) -> None:
+        """Raise :class:`ModelFileError` unless this is a run's ``model.pt`` (the only kind changed in
+        place): model folders and imported checkpoints are never modified."""
+        if self.kind != "run":
+            what = "a model folder" if self.kind == "folder" else "an imported published checkpoint"
+            raise ModelFileError(f"{self.path} is {what}: it is never modified in place; fit the temperature and "
+                                 "threshold into a new folder with `forensight calibrate --model M --cache C --out NEW`")
 
     def scoring_model(self) -> nn.Module:
         """The eval-only model every scoring call uses (built once, then reused)."""

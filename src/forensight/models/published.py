@@ -17,7 +17,7 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PUBLISHED", "PublishedCheckpoint", "get_published", "published_card"]
+__all__ = ["PUBLISHED", "PublishedCheckpoint", "format_published", "get_published", "published_card"]
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,7 @@ LIPFORENSICS_FF = PublishedCheckpoint(
     reported_note=("video-level AUC (%) reported in the paper's cross-dataset evaluation (trained on "
                    "FaceForensics++, tested on each dataset's test videos); measured by the authors, not here"),
     threshold=0.0,
-    threshold_note=("logit 0 (P(fake) 0.5), the threshold of the paper's accuracy figures, not fitted on "
-                    "videos like yours: fit one on your own labelled validation videos (forensight calibrate)"),
+    threshold_note="logit 0 (P(fake) 0.5), the paper's accuracy threshold, not fitted on videos like yours",
     evaluate_options={"max_frames": 110},
 )
 
@@ -129,3 +128,20 @@ def published_card(entry: PublishedCheckpoint, *, sha256: str, file: str,
             "threshold_calibrated": False, "threshold_note": entry.threshold_note,
             "synthetic_only": False,
             "imported_at": when.replace(microsecond=0).isoformat().replace("+00:00", "Z")}
+
+
+def format_published() -> str:
+    """The catalogue as readable text (``forensight models --published``)."""
+    blocks = []
+    for e in PUBLISHED.values():
+        rep = ", ".join(f"{k} {v}" for k, v in e.reported.items())
+        opts = ", ".join(f"{k}={v}" for k, v in e.evaluate_options.items()) or "none"
+        blocks.append("\n".join([
+            f"{e.name}  ({e.file})", f"  {e.title}", f"  paper:    {e.paper}", f"  cite:     {e.citation}",
+            f"  get it:   {e.url}", f"  sha256:   {e.sha256 or 'unknown (not verified here; import prints your file’s hash)'}",
+            f"  expects:  {e.expects}", f"  model preset {e.preset}, preprocessing preset {e.preprocess_preset} "
+            f"(forensight preprocess --preset {e.preprocess_preset}); test protocol options: {opts}",
+            f"  reported: {rep} ({e.reported_note})", f"  threshold: {e.threshold_note}",
+            f"  use:      forensight import {e.file} --out models/{e.name}   "
+            f"(or forensight detect --model {e.file} VIDEO)"]))
+    return "\n\n".join(blocks) + "\n\nNothing is downloaded: fetch the file by hand from the address above."
