@@ -73,7 +73,7 @@ def evaluate(model: str | Path | LoadedModel, cache_root: str | Path, out_dir: s
     mc = lm.model_config
     metrics.update({"split": cfg.split, "cache": str(Path(cache_root).resolve()), "model": str(lm.path),
                     "preset": mc.name, "arch": mc.arch, "region": lm.input_spec.region, "pooling": mc.pooling,
-                    "threshold_source": "validation split (stored in model)", "device": str(dev),
+                    "threshold_source": lm.threshold_source, "device": str(dev),
                     "max_frames": cfg.max_frames, "max_clips": cfg.max_clips, "not_scored": ds.unscored,
                     "scored_from": "frozen-encoder features" if ds.features is not None else "crops",
                     "methods": list(cfg.methods),
