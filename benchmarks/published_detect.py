@@ -47,7 +47,7 @@ def _cpu_children() -> float:
 def run_step(argv: list[str]) -> tuple[float, float, str]:
     """Run ``forensight`` with ``argv`` in a fresh process: (wall s, CPU s, stdout)."""
     c0, t0 = _cpu_children(), time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "forensight.cli", *argv], capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-m", "forensight.cli", *argv], capture_output=True, text=True, check=False)
     wall, cpu = time.perf_counter() - t0, _cpu_children() - c0
     if p.returncode != 0:
         raise SystemExit(f"forensight {' '.join(argv)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
@@ -67,7 +67,7 @@ def make_inputs(work: Path, seconds: float, size: tuple[int, int]) -> tuple[Path
     ckpt = work / "lipforensics_ff.pth"
     model = LipForensics(pooling="mean")
     torch.save({"model": fill_state_dict({k: v.shape for k, v in model.state_dict().items()})}, ckpt)
-    video = make_face_video(work / "talk.mp4", num_frames=int(round(seconds * 25)), size=size)
+    video = make_face_video(work / "talk.mp4", num_frames=round(seconds * 25), size=size)
     return ckpt, video
 
 
@@ -92,7 +92,7 @@ def main() -> None:
         total_w, total_c = wi + wd, ci + cd
         print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch threads "
               f"default; load average before {load0[0]:.1f}, after {load1[0]:.1f}")
-        print(f"video: {a.seconds:g} s, {w}x{h}, 25 fps ({int(round(a.seconds * 25))} frames); file: "
+        print(f"video: {a.seconds:g} s, {w}x{h}, 25 fps ({round(a.seconds * 25)} frames); file: "
               f"{ckpt.stat().st_size / 2**20:.0f} MiB official-format state_dict")
         print(f"import             wall {wi:6.1f} s   cpu {ci:6.1f} s")
         print(f"detect (folder)    wall {wd:6.1f} s   cpu {cd:6.1f} s")

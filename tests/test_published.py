@@ -56,7 +56,7 @@ class _Evil:
 
     marker = ""
 
-    def __reduce__(self):  # noqa: ANN204
+    def __reduce__(self):
         return (Path.touch, (Path(self.marker),))
 
 
@@ -191,8 +191,7 @@ def test_serve_scores_an_imported_folder_like_detect(imported_dir: Path, face_re
     from fastapi.testclient import TestClient
     from serve_load import wait_for
 
-    from forensight.serve import ServeConfig
-    from forensight.serve import create_app
+    from forensight.serve import ServeConfig, create_app
     from forensight.serve.models import load_models
 
     entries = load_models([imported_dir])

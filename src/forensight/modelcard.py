@@ -143,18 +143,18 @@ def card_markdown(config: Mapping[str, Any]) -> str:
     vm = config.get("val_metrics") or {}
     name = mc.get("name", "model")
     out = [f"# {name}", "",
-           "A Forensight deepfake video detector (portable model folder: `model.safetensors` weights, "
+           ("A Forensight deepfake video detector (portable model folder: `model.safetensors` weights, "
            "`config.json` settings, this card). Load it with `forensight.load_detector(\"<this folder>\")` or "
-           "`forensight detect --model <this folder> VIDEO`; loading reads only JSON and safetensors, never code.", ""]
+           "`forensight detect --model <this folder> VIDEO`; loading reads only JSON and safetensors, never code."), ""]
     w = card_warning(card)
     if w:
         out += [f"> **Warning:** {w}.", ""]
     out += ["## Model", "",
             f"- architecture: `{mc.get('arch', '?')}`, pooling `{mc.get('pooling', '?')}`",
-            f"- input: region `{spec.get('region', '?')}`, {spec.get('size', '?')} px, {spec.get('channels', '?')} "
-            f"channel(s), clips of {spec.get('clip_len') or 'all sampled'} frames",
-            f"- preprocessing: sampling `{pp.get('sampling', '?')}`, face detector `{pp.get('detector', '?')}`, "
-            f"regions {', '.join(pp.get('regions') or [])}; hash `{config.get('preprocess_hash', '?')}`", ""]
+            (f"- input: region `{spec.get('region', '?')}`, {spec.get('size', '?')} px, {spec.get('channels', '?')} "
+            f"channel(s), clips of {spec.get('clip_len') or 'all sampled'} frames"),
+            (f"- preprocessing: sampling `{pp.get('sampling', '?')}`, face detector `{pp.get('detector', '?')}`, "
+            f"regions {', '.join(pp.get('regions') or [])}; hash `{config.get('preprocess_hash', '?')}`"), ""]
     out += ["## Data", ""]
     out += [f"- {ln}" for ln in card_lines(card) if not ln.startswith("WARNING")]
     out += ["", "## Metrics", ""]
@@ -169,9 +169,9 @@ def card_markdown(config: Mapping[str, Any]) -> str:
         out += [f"Measured on {where} (video level; 95 % bootstrap interval of the AUC):", "",
                 "| videos (real / fake) | AUC | 95 % interval | AP | EER | accuracy at threshold |",
                 "|---|---|---|---|---|---|",
-                f"| {vm.get('n', '–')} ({vm.get('n_real', '–')} / {vm.get('n_fake', '–')}) | {_num(vm.get('auc'))} | "
+                (f"| {vm.get('n', '–')} ({vm.get('n_real', '–')} / {vm.get('n_fake', '–')}) | {_num(vm.get('auc'))} | "
                 f"{_num(ci[0])}–{_num(ci[1])} | {_num(vm.get('ap'))} | {_num(vm.get('eer'))} | "
-                f"{_num(vm.get('acc_at_threshold'))} |", "",
+                f"{_num(vm.get('acc_at_threshold'))} |"), "",
                 "These are validation figures (the videos the threshold was chosen on), not a test result."]
     elif not is_published(card):
         out += ["No validation metrics are stored with this model."]
@@ -184,13 +184,13 @@ def card_markdown(config: Mapping[str, Any]) -> str:
                              f"({cal.get('videos', '?')} videos)" if isinstance(t, (int, float)) else
                              "sigmoid(logit), uncalibrated"), ""]
     out += ["## Intended use", "",
-            "Screening face videos for manipulation, as one piece of evidence next to human review. A score is a "
-            "statistical estimate from one model; it is not proof either way.", "",
+            ("Screening face videos for manipulation, as one piece of evidence next to human review. A score is a "
+            "statistical estimate from one model; it is not proof either way."), "",
             "## Limitations", "",
-            "- It only knows the manipulations, footage and compression in its training data; new generators, "
-            "heavy re-encoding, low resolution or faces it cannot track lower its accuracy.",
-            "- The threshold and P(fake) hold for data like its validation data; calibrate on labelled videos like "
-            "yours (`forensight calibrate`) before relying on them.",
+            ("- It only knows the manipulations, footage and compression in its training data; new generators, "
+            "heavy re-encoding, low resolution or faces it cannot track lower its accuracy."),
+            ("- The threshold and P(fake) hold for data like its validation data; calibrate on labelled videos like "
+            "yours (`forensight calibrate`) before relying on them."),
             "- Videos without a detectable face (or too short for its clips) are not scored; they are reported as such."]
     if card and card.get("synthetic_only"):
         out.append(f"- {SYNTHETIC_WARNING}.")

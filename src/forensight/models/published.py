@@ -139,9 +139,9 @@ def format_published() -> str:
         blocks.append("\n".join([
             f"{e.name}  ({e.file})", f"  {e.title}", f"  paper:    {e.paper}", f"  cite:     {e.citation}",
             f"  get it:   {e.url}", f"  sha256:   {e.sha256 or 'unknown (not verified here; import prints your file’s hash)'}",
-            f"  expects:  {e.expects}", f"  model preset {e.preset}, preprocessing preset {e.preprocess_preset} "
-            f"(forensight preprocess --preset {e.preprocess_preset}); test protocol options: {opts}",
+            f"  expects:  {e.expects}", (f"  model preset {e.preset}, preprocessing preset {e.preprocess_preset} "
+            f"(forensight preprocess --preset {e.preprocess_preset}); test protocol options: {opts}"),
             f"  reported: {rep} ({e.reported_note})", f"  threshold: {e.threshold_note}",
-            f"  use:      forensight import {e.file} --out models/{e.name}   "
-            f"(or forensight detect --model {e.file} VIDEO)"]))
+            (f"  use:      forensight import {e.file} --out models/{e.name}   "
+            f"(or forensight detect --model {e.file} VIDEO)")]))
     return "\n\n".join(blocks) + "\n\nNothing is downloaded: fetch the file by hand from the address above."
