@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from forensight.cli import main as cli_main
 from forensight.config import LIPFORENSICS_MEAN, LIPFORENSICS_STD, DetectConfig
@@ -28,6 +30,7 @@ from forensight.modelfile import (
     CONFIG_FILE,
     WEIGHTS_FILE,
     IncompatibleModelFile,
+    LoadedModel,
     ModelFileNotFound,
     NotAModelFile,
     UnsafeModelFile,
@@ -338,3 +341,27 @@ def test_foreign_files_are_not_mistaken_for_checkpoints(tmp_path: Path) -> None:
         load_model_file(junk)
     with pytest.raises(ModelLoadError, match="neither a finished training run"):
         load_detector(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def tiny_loaded(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
+    return load_model_file(make_tiny_model(tmp_path_factory.mktemp("tiny") / "run" / "model.pt"))
+
+
+@settings(max_examples=12, deadline=None)
+@given(threshold=st.floats(-50, 50, allow_nan=False), temperature=st.one_of(st.none(), st.floats(0.05, 50)),
+       logit=st.floats(-30, 30, allow_nan=False))
+def test_folder_keeps_threshold_and_temperature_exactly(tiny_loaded: LoadedModel,
+                                                        tmp_path_factory: pytest.TempPathFactory,
+                                                        threshold: float, temperature: float | None,
+                                                        logit: float) -> None:
+    from forensight.modelfile import save_model_folder
+
+    out = tmp_path_factory.mktemp("prop") / "m"
+    save_model_folder(tiny_loaded, out, threshold=threshold, temperature=temperature)
+    back = load_model_file(out)
+    assert back.threshold == threshold and back.temperature == temperature
+    assert back.p_fake(logit) == pytest.approx(
+        float(torch.sigmoid(torch.tensor(logit / (temperature or 1.0), dtype=torch.float64))), abs=1e-12)
+    assert (back.p_fake(logit) >= back.p_fake(threshold)) == (logit >= threshold)
+    assert back.preprocess.hash == tiny_loaded.preprocess.hash and back.model_config == tiny_loaded.model_config
