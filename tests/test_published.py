@@ -365,3 +365,12 @@ def test_folder_keeps_threshold_and_temperature_exactly(tiny_loaded: LoadedModel
         float(torch.sigmoid(torch.tensor(logit / (temperature or 1.0), dtype=torch.float64))), abs=1e-12)
     assert (back.p_fake(logit) >= back.p_fake(threshold)) == (logit >= threshold)
     assert back.preprocess.hash == tiny_loaded.preprocess.hash and back.model_config == tiny_loaded.model_config
+
+
+def test_legacy_format_official_file_imports(official: LipForensics, tmp_path: Path) -> None:
+    """A checkpoint saved by torch < 1.6 (not a zip archive) is read too, still without running code."""
+    path = tmp_path / "lipforensics_ff.pth"
+    torch.save({"model": official.state_dict()}, path, _use_new_zipfile_serialization=False)
+    lm = load_model_file(path)
+    assert lm.kind == "imported" and lm.source["sha256"] == file_sha256(path)
+    assert all(torch.equal(v, official.state_dict()[k]) for k, v in lm.model.state_dict().items())

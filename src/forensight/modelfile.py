@@ -255,9 +255,9 @@ def resolve_model_path(path: str | Path) -> Path:
     :class:`ModelFileNotFound` otherwise."""
     p = Path(path)
     if p.is_dir():
-        if (p / CONFIG_FILE).is_file():
-            return p / CONFIG_FILE
         f = p / MODEL_FILE
+        if not f.is_file() and (p / CONFIG_FILE).is_file():
+            return p / CONFIG_FILE  # a model folder (a run's model.pt wins where both exist)
         if not f.is_file():
             raise ModelFileNotFound(f"{p} is neither a finished training run ({MODEL_FILE} is missing: train with "
                                     f"`forensight train`, which writes it at the end) nor a model folder "
@@ -298,6 +298,12 @@ def _read_payload(f: Path, foreign_ok: bool = False) -> dict[str, Any]:
     fmt = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
     raise NotAModelFile(f"{f} is not a forensight model file (format {fmt!r}, expected {FORMAT!r}) nor a "
                         "published checkpoint's state_dict (see `forensight models --published`)")
+
+
+def _is_legacy_torch_file(f: Path) -> bool:
+    """True for a file in torch's pre-1.6 (non-zip) ``torch.save`` format (its magic-number header)."""
+    with open(f, "rb") as fh:
+        return fh.read(4) == b"\x80\x02\x8a\x0a"
 
 
 def _is_state_dict_container(obj: Any) -> bool:
@@ -342,6 +348,8 @@ def load_model_file(path: str | Path, device: str | torch.device = "cpu") -> Loa
     f = resolve_model_path(path)
     if f.name == CONFIG_FILE or f.suffix == ".safetensors":
         return load_model_folder(f.parent, device=device)
+    if _is_legacy_torch_file(f):  # pre-1.6 torch.save format: only published checkpoints use it
+        return import_published(f, device=device)
     payload = _read_payload(f, foreign_ok=True)
     if payload.get("format") != FORMAT:
         return import_published(f, device=device, checkpoint=payload)
