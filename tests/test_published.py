@@ -363,7 +363,8 @@ def test_folder_keeps_threshold_and_temperature_exactly(tiny_loaded: LoadedModel
     assert back.threshold == threshold and back.temperature == temperature
     assert back.p_fake(logit) == pytest.approx(
         float(torch.sigmoid(torch.tensor(logit / (temperature or 1.0), dtype=torch.float64))), abs=1e-12)
-    assert (back.p_fake(logit) >= back.p_fake(threshold)) == (logit >= threshold)
+    if logit >= threshold:  # monotone (not strictly, in floating point): a fake verdict never has a lower P
+        assert back.p_fake(logit) >= back.p_fake(threshold)
     assert back.preprocess.hash == tiny_loaded.preprocess.hash and back.model_config == tiny_loaded.model_config
 
 
