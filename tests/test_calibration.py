@@ -252,3 +252,48 @@ def test_calibrate_refuses_a_degenerate_fit_and_stores_nothing(tiny: dict[str, P
     with pytest.raises(ValueError, match="no usable signal"):
         calibrate(load_model_file(mp), Cache.open(tiny["cache"]))
     assert load_model_file(mp).temperature is None and "calibration" not in load_model_file(mp).payload
+
+
+def test_calibrate_writes_a_new_folder_with_temperature_and_threshold(tiny: dict[str, Path], tmp_path: Path) -> None:
+    """``forensight calibrate``: the temperature of ``evaluate --calibrate`` AND a threshold, fitted on the
+    validation split, go into a NEW model folder; the model it started from is never changed."""
+    import dataclasses
+
+    from forensight.cli import main as cli_main
+    from forensight.evaluate import calibrate_model, evaluate
+    from forensight.modelfile import ModelFileError, export_model
+    from forensight.models.published import PUBLISHED, published_card
+
+    mp = overconfident_model(tiny, tmp_path / "run" / "model.pt")
+    folder = export_model(mp, tmp_path / "folder")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    out = tmp_path / "calibrated"
+    assert cli_main(["calibrate", "--model", str(folder), "--cache", str(tiny["cache"]), "--out", str(out),
+                     "--bootstrap", "20", "-q"]) == 0
+    assert before == {p.name: p.read_bytes() for p in folder.iterdir()}  # the source folder is untouched
+    cal = load_model_file(out)
+    src = load_model_file(folder)
+    assert cal.kind == "folder" and cal.temperature is not None and cal.temperature > 5
+    assert cal.threshold_info["source"] == "calibration" and cal.threshold_info["calibrated"] is True
+    assert cal.threshold_info["previous_threshold"] == pytest.approx(src.threshold)
+    assert "validation videos" in cal.threshold_source and cal.calibration.startswith("calibrated")
+    # the same temperature as evaluate --calibrate fits, the threshold by the training rule (eer)
+    fitted = evaluate(mp, tiny["cache"], tmp_path / "ev", n_bootstrap=20, calibrate=True, progress=False)
+    assert cal.temperature == pytest.approx(fitted.metrics["calibration"]["temperature"])
+    _, y, s = evaluate(out, tiny["cache"], tmp_path / "ev2", split="val", n_bootstrap=20,
+                       progress=False).predictions.video_scores()
+    assert cal.threshold == pytest.approx(choose_threshold(y, s, rule="eer"))
+    assert "## Decision threshold and calibration" in (out / "README.md").read_text()
+    # never over an existing folder, and folders are not changed in place by evaluate --calibrate
+    with pytest.raises(FileExistsError, match="NEW model folder"):
+        calibrate_model(folder, tiny["cache"], out, progress=False)
+    with pytest.raises(ModelFileError, match="never modified in place"):
+        evaluate(folder, tiny["cache"], tmp_path / "ev3", calibrate=True, progress=False)
+    # an imported published model: its card then says the threshold is calibrated, and by what
+    entry = PUBLISHED["lipforensics_ff"]
+    pub = dataclasses.replace(src, payload={**src.payload, "trained_on": published_card(entry, sha256="0" * 64,
+                                                                                          file=entry.file)})
+    res = calibrate_model(pub, tiny["cache"], tmp_path / "pub_cal", progress=False, n_bootstrap=20)
+    card = load_model_file(res.folder).trained_on
+    assert card["threshold_calibrated"] is True and "validation videos" in card["calibration"]
+    assert "UNCALIBRATED" not in (res.folder / "README.md").read_text()

@@ -175,3 +175,24 @@ def test_json_refuses_unknown_types(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         atomic_write_json(tmp_path / "x.json", {"x": object()})
     assert _names(tmp_path) == []
+
+
+def test_atomic_write_dir_is_all_or_nothing_and_never_overwrites(tmp_path: Path) -> None:
+    from forensight.io import atomic_write_dir
+
+    out = atomic_write_dir(tmp_path / "a" / "folder", lambda d: (d / "x.txt").write_text("x"))
+    assert (out / "x.txt").read_text() == "x"
+    with pytest.raises(FileExistsError, match="never overwritten"):
+        atomic_write_dir(out, lambda d: (d / "y.txt").write_text("y"))
+    assert sorted(p.name for p in out.iterdir()) == ["x.txt"]
+
+    def fail(d: Path) -> None:
+        (d / "half.txt").write_text("half")
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        atomic_write_dir(tmp_path / "b", fail)
+    assert not (tmp_path / "b").exists() and not list(tmp_path.glob(".b.*"))
+    (tmp_path / "empty").mkdir()
+    atomic_write_dir(tmp_path / "empty", lambda d: (d / "z.txt").write_text("z"))  # an empty folder is fine
+    assert (tmp_path / "empty" / "z.txt").is_file()

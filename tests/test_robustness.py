@@ -176,3 +176,20 @@ def test_bad_requests(tiny: dict[str, Path], tmp_path: Path) -> None:
         run_robustness(tiny["model"], tiny["data"], tmp_path, levels=(0, 6), progress=False)
     with pytest.raises(ValueError, match="no videos in split"):
         run_robustness(tiny["model"], tiny["data"], tmp_path, split="holdout", types=("blur",), progress=False)
+
+
+def test_a_model_folder_scores_like_its_run(tiny: dict[str, Path], tmp_path: Path) -> None:
+    """``robustness --model DIR`` takes a portable model folder (forensight export) beside the run it
+    came from: same perturbed videos, same scores; the folder is named by its directory."""
+    from forensight.modelfile import export_model
+
+    folder = export_model(tiny["model"], tmp_path / "shared_tiny")
+    res = run_robustness([tiny["model"], folder], tiny["data"], tmp_path / "out", types=("noise",), levels=(2,),
+                         n_bootstrap=20, progress=False)
+    scores = _rows(res.files["scores"])
+    by_model: dict[str, list[tuple[str, str, str]]] = {}
+    for r in scores:
+        by_model.setdefault(r["model"], []).append((r["variant"], r["video_id"], r["logit"]))
+    assert set(by_model) == {"run", "shared_tiny"} and by_model["run"] == by_model["shared_tiny"]
+    info = json.loads(res.files["json"].read_text())
+    assert info["threshold_source"]["shared_tiny"] == info["threshold_source"]["run"]

@@ -8,7 +8,8 @@ __all__ = ["__version__", "load_detector"]
 
 
 def load_detector(path, cfg=None, **overrides):
-    """Load a trained detector from a run directory or ``model.pt`` (``forensight.detect.load_detector``:
+    """Load a detector from a run directory or ``model.pt``, a portable model folder, or a published
+    checkpoint file such as ``lipforensics_ff.pth`` (``forensight.detect.load_detector``:
     ``device``, ``top_k``, ``batch_size``, ``local_scores`` as keywords or a ``DetectConfig``)."""
     from forensight.detect import load_detector as _load
 

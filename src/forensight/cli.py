@@ -352,11 +352,48 @@ def cmd_sheet(a: argparse.Namespace) -> int:
 def cmd_models(a: argparse.Namespace) -> int:
     from forensight.models.registry import get_model_config, list_models
 
+    if a.published:
+        from forensight.models.published import format_published
+
+        print(format_published())
+        return 0
+
     for name in list_models():
         c = get_model_config(name)
         spec = c.input_spec()
         extra = f"encoder={getattr(c, 'encoder', '-'):20s}" if hasattr(c, "encoder") else f"{'':28s}"
         print(f"{name:26s} {c.arch:13s} {extra} pooling={c.pooling:9s} {spec.describe()}")
+    return 0
+
+
+# ---- model folders: import / export / calibrate ----------------------------------------------------
+
+def cmd_import(a: argparse.Namespace) -> int:
+    from forensight.modelfile import import_published
+
+    lm = import_published(a.checkpoint, name=a.name, out=a.out)
+    print(f"imported {a.checkpoint} (sha256 {lm.source['sha256'] if lm.source else '?'}) -> {lm.path}\n"
+          f"  threshold: {lm.threshold_source}\n  detect with: forensight detect --model {lm.path} VIDEO")
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from forensight.modelfile import export_model
+
+    print(f"wrote {export_model(a.model, a.out)} (model.safetensors, config.json, README.md)")
+    return 0
+
+
+def cmd_calibrate(a: argparse.Namespace) -> int:
+    from forensight.evaluate import calibrate_model
+
+    res = calibrate_model(a.model, a.cache, a.out, rule=a.rule, progress=not a.quiet, batch_size=a.batch_size,
+                          max_frames=a.max_frames, max_clips=a.max_clips, n_bootstrap=a.bootstrap, device=a.device,
+                          methods=tuple(a.methods or ()))
+    m = res.metrics
+    print(f"wrote {res.folder}: threshold logit {res.threshold:.4f} (P(fake) >= {res.threshold_p:.3f}), temperature "
+          f"{res.temperature:.4g}; on the {m['n']} validation videos: AUC {m['auc']:.3f} "
+          f"[{m['auc_ci'][0]:.3f}, {m['auc_ci'][1]:.3f}], accuracy at the threshold {m['acc_at_threshold']:.3f}")
     return 0
 
 
@@ -516,7 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("robustness", help="perturb a split (DeeperForensics-1.0 suite), preprocess each variant, "
                                           "score it: robustness table + plot")
     s.add_argument("--model", type=Path, nargs="+", required=True,
-                   help="run directory or model.pt (several: compared on the same perturbed videos)")
+                   help="run directory, model.pt, model folder or published checkpoint (several: compared on "
+                        "the same perturbed videos)")
     s.add_argument("--data", type=Path, required=True, help="dataset root (any layout preprocess reads)")
     s.add_argument("--out", type=Path, required=True, help="output folder")
     s.add_argument("--types", type=_csv_list,
@@ -620,7 +658,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("detect", help="score video files or folders with a trained model (P(fake), verdict, "
                                       "attention timeline, HTML report)")
     s.add_argument("paths", nargs="*", type=Path, help="video files and/or folders (searched recursively)")
-    s.add_argument("--model", type=Path, required=True, help="training run directory or its model.pt")
+    s.add_argument("--model", type=Path, required=True, help="training run directory or its model.pt, a model folder "
+                                                              "(export / import), or a published checkpoint file "
+                                                              "(e.g. lipforensics_ff.pth, imported in memory)")
     s.add_argument("--list", type=Path, help="text file with one video path per line (added to PATHS)")
     s.add_argument("--json", action="store_true", help="print the results as JSON (machines) instead of a table")
     s.add_argument("--csv", type=Path, help="write one row per video to this CSV file")
@@ -649,8 +689,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sheet)
 
     s = sub.add_parser("serve", help="local web app + HTTP API: upload videos in a browser, get the detect report")
-    s.add_argument("--model", action="append", default=[], help="run directory or model.pt (repeatable; the first "
-                                                                "is the default; none: the app says how to get one)")
+    s.add_argument("--model", action="append", default=[], help="run directory, model.pt, model folder or published "
+                                                                "checkpoint (repeatable; the first is the default; "
+                                                                "none: the app says how to get one)")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback; others need --token)")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--data-dir", type=Path, default=Path("forensight_serve"), help="job database, uploads, results")
@@ -662,8 +703,38 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--token", help="access token every request must carry (or set FORENSIGHT_TOKEN)")
     s.set_defaults(func=cmd_serve)
 
-    s = sub.add_parser("models", help="list model presets")
+    s = sub.add_parser("models", help="list model presets (--published: known published checkpoints)")
+    s.add_argument("--published", action="store_true",
+                   help="list the published checkpoints Forensight can import (nothing is downloaded)")
     s.set_defaults(func=cmd_models)
+
+    s = sub.add_parser("import", help="a published checkpoint (e.g. lipforensics_ff.pth) -> a ready model folder")
+    s.add_argument("checkpoint", type=Path, help="the file, downloaded by hand (see `forensight models --published`)")
+    s.add_argument("--out", type=Path, required=True, help="new model folder (never overwritten)")
+    s.add_argument("--name", default="lipforensics_ff", help="which published checkpoint it is (default lipforensics_ff)")
+    s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("export", help="a model (run, model.pt, folder, published file) -> portable folder "
+                                      "(model.safetensors + config.json + README.md)")
+    s.add_argument("--model", type=Path, required=True, help="run directory, model.pt, model folder or checkpoint")
+    s.add_argument("--out", type=Path, required=True, help="new model folder (never overwritten)")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("calibrate", help="fit temperature + decision threshold on a cache's labelled validation "
+                                         "videos; writes a NEW model folder")
+    s.add_argument("--model", type=Path, required=True, help="run directory, model folder or published checkpoint")
+    s.add_argument("--cache", type=Path, required=True, help="cache of your labelled videos (its val split is used), "
+                                                             "preprocessed with the model's preprocessing")
+    s.add_argument("--out", type=Path, help="new model folder (default: <model>_calibrated next to the model)")
+    s.add_argument("--rule", default="eer", choices=["eer", "youden", "accuracy"], help="threshold rule (default eer)")
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--max-frames", type=int, default=0, help="110 = the FaceForensics++ LipForensics protocol")
+    s.add_argument("--max-clips", type=int, default=0)
+    s.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the AUC interval")
+    s.add_argument("--methods", type=_csv_list, help="only the fakes of these methods (and all reals)")
+    s.add_argument("--device")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_calibrate)
     return p
 
 

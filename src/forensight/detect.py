@@ -77,11 +77,13 @@ ModelLoadError = ModelFileError
 
 
 def load_detector(path: str | Path, cfg: DetectConfig | None = None, **overrides: Any) -> ForensightDetector:
-    """Load a trained model (a run directory or its ``model.pt``) for scoring videos.
+    """Load a model for scoring videos: a training run (directory or ``model.pt``), a portable
+    model folder (``forensight export`` / ``import``) or a published checkpoint file such as the
+    official ``lipforensics_ff.pth`` (imported in memory; :func:`forensight.modelfile.import_published`).
 
     ``cfg`` (default :class:`DetectConfig`) with keyword ``overrides`` (``device``, ``top_k``,
-    ``batch_size``, ``local_scores``). The file is read with ``torch.load(weights_only=True)``:
-    nothing in it can execute code. Raises :class:`ModelLoadError` (a ValueError) for a missing,
+    ``batch_size``, ``local_scores``). Files are read with ``torch.load(weights_only=True)`` or as
+    safetensors + JSON: nothing in them can execute code. Raises :class:`ModelLoadError` (a ValueError) for a missing,
     tampered, foreign or inconsistent file, with a message saying which.
     """
     from forensight.scoring import resolve_device
@@ -119,7 +121,9 @@ class ForensightDetector:
             "name": mc.name, "arch": mc.arch, "region": spec.region, "pooling": mc.pooling,
             "input_size": int(spec.size), "clips": spec.describe(), "path": str(self.loaded.path),
             "preprocess_hash": pp.hash, "sampling": pp.sampling, "detector": pp.detector,
-            "threshold_source": "validation split (stored in the model file)",
+            "threshold_source": self.loaded.threshold_source,
+            "threshold_calibrated": bool(self.loaded.threshold_info.get("calibrated", True)),
+            "source": self.loaded.source, "kind": self.loaded.kind,
             "calibration": self.loaded.calibration, "temperature": self.loaded.temperature,
             "val_auc": vm.get("auc") if isinstance(vm.get("auc"), (int, float)) else None,
             "device": str(self.device),

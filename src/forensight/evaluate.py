@@ -76,7 +76,7 @@ def evaluate(model: str | Path | LoadedModel, cache_root: str | Path, out_dir: s
     mc = lm.model_config
     metrics.update({"split": cfg.split, "cache": str(Path(cache_root).resolve()), "model": str(lm.path),
                     "preset": mc.name, "arch": mc.arch, "region": lm.input_spec.region, "pooling": mc.pooling,
-                    "threshold_source": "validation split (stored in model)", "device": str(dev),
+                    "threshold_source": lm.threshold_source, "device": str(dev),
                     "max_frames": cfg.max_frames, "max_clips": cfg.max_clips, "not_scored": ds.unscored,
                     "scored_from": "frozen-encoder features" if ds.features is not None else "crops",
                     "methods": list(cfg.methods),
@@ -118,21 +118,12 @@ def evaluate(model: str | Path | LoadedModel, cache_root: str | Path, out_dir: s
     return EvaluationResult(metrics=metrics, out_dir=out, predictions=preds)
 
 
-def calibrate(model: LoadedModel, cache: Cache, cfg: EvaluateConfig | None = None, progress: bool = False,
-              **overrides: Any) -> dict[str, Any]:
-    """Fit a temperature on the VALIDATION split of ``cache`` and store it in the model file.
-
-    The validation videos are scored by the one scoring path with ``cfg``'s options (batch size,
-    frames, clips, features, methods); :func:`forensight.metrics.fit_temperature` minimises the NLL
-    of ``sigmoid(logit / T)`` over their video logits. The model file gets ``temperature`` and
-    ``calibration`` (:meth:`LoadedModel.store_temperature`); every later P(fake) (evaluate, detect,
-    robustness) uses it. The threshold (a logit) and so every verdict are unchanged. Returns the
-    stored ``calibration`` entry (temperature, videos, validation NLL / ECE / Brier before and after).
-    ValueError (nothing stored) when the fit is degenerate (see ``fit_temperature``).
-    """
+def _fit_temperature(model: LoadedModel, cache: Cache, cfg: EvaluateConfig, progress: bool
+                     ) -> tuple[float, dict[str, Any], np.ndarray, np.ndarray]:
+    """Score the VALIDATION split of ``cache`` (the one scoring path, ``cfg``'s options) and fit a
+    temperature on its video logits: ``(T, info, y, s)`` with ``y``/``s`` the video labels/logits."""
     from forensight.metrics import calibration_summary, fit_temperature
 
-    cfg = merge(EvaluateConfig, cfg, overrides)
     preds, _ = score_split(model, cache, "val", batch_size=cfg.batch_size, max_frames=cfg.max_frames,
                            max_clips=cfg.max_clips, device=resolve_device(cfg.device), progress=progress,
                            features=cfg.features, methods=cfg.methods)
@@ -147,9 +138,94 @@ def calibrate(model: LoadedModel, cache: Cache, cfg: EvaluateConfig | None = Non
             "method": "temperature scaling (NLL of sigmoid(logit / T), Guo et al. 2017)",
             "val_ece_before": before["ece"], "val_ece_after": after["ece"],
             "val_brier_before": before["brier"], "val_brier_after": after["brier"],
-            "ece_bins": int(cfg.ece_bins), "fitted_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            "ece_bins": int(cfg.ece_bins), "fitted_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "max_frames": int(cfg.max_frames), "max_clips": int(cfg.max_clips)}
+    return t, info, y, s
+
+
+def calibrate(model: LoadedModel, cache: Cache, cfg: EvaluateConfig | None = None, progress: bool = False,
+              **overrides: Any) -> dict[str, Any]:
+    """Fit a temperature on the VALIDATION split of ``cache`` and store it in the run's model file.
+
+    The validation videos are scored by the one scoring path with ``cfg``'s options (batch size,
+    frames, clips, features, methods); :func:`forensight.metrics.fit_temperature` minimises the NLL
+    of ``sigmoid(logit / T)`` over their video logits. The model file gets ``temperature`` and
+    ``calibration`` (:meth:`LoadedModel.store_temperature`); every later P(fake) (evaluate, detect,
+    robustness) uses it. The threshold (a logit) and so every verdict are unchanged. Returns the
+    stored ``calibration`` entry (temperature, videos, validation NLL / ECE / Brier before and after).
+    ValueError (nothing stored) when the fit is degenerate (see ``fit_temperature``). Model folders
+    and imported checkpoints are never changed in place: :func:`calibrate_model` writes a new folder.
+    """
+    cfg = merge(EvaluateConfig, cfg, overrides)
+    model.check_writable()  # before any scoring
+    t, info, _, _ = _fit_temperature(model, cache, cfg, progress)
     model.store_temperature(t, info)
     return {"temperature": t, **info}
+
+
+@dataclass
+class CalibrationResult:
+    """What :func:`calibrate_model` wrote: the new model folder, its threshold (logit), temperature
+    and the validation metrics at that threshold."""
+
+    folder: Path
+    threshold: float
+    temperature: float
+    metrics: dict[str, Any]
+
+    @property
+    def threshold_p(self) -> float:
+        """The threshold as the calibrated P(fake) it corresponds to."""
+        from forensight.metrics import apply_temperature
+
+        return float(apply_temperature(self.threshold, self.temperature))
+
+
+def calibrate_model(model: str | Path | LoadedModel, cache_root: str | Path, out: str | Path | None = None,
+                    cfg: EvaluateConfig | None = None, rule: str = "eer", progress: bool = True,
+                    **overrides: Any) -> CalibrationResult:
+    """Fit the temperature AND the decision threshold of ``model`` on the labelled VALIDATION split
+    of the cache at ``cache_root`` (the user's own videos, preprocessed with the model's
+    preprocessing) and write them into a NEW model folder ``out`` (default: ``<model>_calibrated``
+    next to the model); the model itself is never modified.
+
+    The temperature is the one :func:`calibrate` fits; the threshold is
+    :func:`forensight.metrics.choose_threshold` with ``rule`` ("eer", the rule ``train`` uses;
+    "youden"; "accuracy") on the same video logits. ``cfg`` / ``overrides``: scoring options
+    (``max_frames=110`` for the FaceForensics++ LipForensics protocol, ``batch_size``, ``device``...).
+    FileExistsError (before any scoring) when ``out`` exists and is not empty.
+    """
+    from forensight.metrics import choose_threshold, compute_all
+    from forensight.modelcard import is_published
+    from forensight.modelfile import CONFIG_FILE, save_model_folder
+
+    cfg = merge(EvaluateConfig, cfg, overrides)
+    lm = model if isinstance(model, LoadedModel) else load_model_file(model, device=resolve_device(cfg.device))
+    if out is None:
+        base = lm.path.parent if lm.path.name in ("model.pt", CONFIG_FILE) else lm.path
+        out = base.parent / f"{base.stem}_calibrated"
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{out} already exists; calibration writes a NEW model folder and never overwrites "
+                              "one: choose another --out")
+    cache = Cache.open(cache_root, expect_hash=lm.preprocess_hash)
+    t, info, y, s = _fit_temperature(lm, cache, cfg, progress)
+    thr = float(choose_threshold(y, s, rule=rule))
+    metrics = compute_all(y, s, threshold=thr, n_boot=cfg.n_bootstrap)
+    metrics.update({"note": f"the {len(y)} validation videos of {info['cache']} the threshold and temperature "
+                            "were fitted on", "threshold_rule": rule})
+    where = f"{len(y)} labelled validation videos ({info['cache']}), {rule} rule"
+    changes: dict[str, Any] = {
+        "threshold": thr, "temperature": t, "calibration": info, "val_metrics": metrics,
+        "threshold_info": {"source": "calibration", "calibrated": True, "rule": rule,
+                           "text": f"fitted on {where}", "previous": lm.threshold_info,
+                           "previous_threshold": float(lm.threshold)},
+        "calibrated_from": str(lm.path)}
+    card = lm.trained_on
+    if is_published(card):
+        changes["trained_on"] = {**card, "threshold_calibrated": True, "calibration": where}
+    folder = save_model_folder(lm, out, **changes)
+    return CalibrationResult(folder=folder, threshold=thr, temperature=t, metrics=metrics)
 
 
 def _calibration_metrics(lm: LoadedModel, y: np.ndarray, s: np.ndarray, cfg: EvaluateConfig,

@@ -407,8 +407,9 @@ def _hero(result: DetectionResult) -> str:
     p = float(result.p_fake or 0.0)
     thr = float(result.threshold_p)
     word = "manipulated (fake)" if result.verdict == "fake" else "authentic (real)"
+    src = result.model.get("threshold_source") or "chosen on the validation split when the model was trained"
     explain = (f"The model estimates P(fake) = {p:.3f}. Videos scoring at or above the threshold "
-               f"{thr:.3f} (chosen on the validation split when the model was trained) are called fake, "
+               f"{thr:.3f} ({_e(src)}) are called fake, "
                f"so this video is judged <b>{word}</b>. {_e(_cap(result.message))}."
                + (f" P(fake) is {_e(result.model['calibration'])}." if result.model.get("calibration") else ""))
     return (f'<section class="card hero"><div>{_badge(result)}<div class="big">{p:.3f}<br>'
@@ -645,7 +646,7 @@ def write_index(results: Sequence[DetectionResult], out_dir: str | Path, title: 
     head = (f'<p class="brand">Forensight · deepfake video analysis</p><h1>{_e(title)}</h1>'
             f'<div class="path">model {_e(model.get("name", "?"))} ({_e(model.get("region", ""))} region, '
             f'{_e(model.get("pooling", ""))} pooling) · {_e(model.get("path", ""))} · decision threshold '
-            f"P(fake) ≥ {thr:.3f} (validation split)"
+            f"P(fake) ≥ {thr:.3f} ({_e(model.get('threshold_source') or 'validation split')})"
             + (f" · P(fake) {_e(model['calibration'])}" if model.get("calibration") else "") + "</div>"
             f'<div class="chips"><span class="chip"><b>{len(results)}</b> videos</span>'
             f'<span class="chip" style="color:{FAKE_COLOR}"><b>{n_fake}</b> fake</span>'

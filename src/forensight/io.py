@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DISK_FULL_ERRNOS", "LOW_SPACE_BYTES", "DiskFullError", "atomic_write", "atomic_write_bytes", "atomic_write_json", "atomic_write_text",
+__all__ = ["DISK_FULL_ERRNOS", "LOW_SPACE_BYTES", "DiskFullError", "atomic_write", "atomic_write_bytes", "atomic_write_dir", "atomic_write_json", "atomic_write_text",
            "free_bytes", "guard_disk_full", "is_disk_full"]
 
 #: errno values that mean "no room": a full file system, an exceeded disk quota.
@@ -222,3 +222,41 @@ def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2, what: 
     """
     text = json.dumps(obj, indent=indent, allow_nan=False) + "\n"
     return atomic_write_text(path, text, what=what)
+
+
+def atomic_write_dir(path: str | Path, writer: Callable[[Path], None]) -> Path:
+    """Create the folder ``path`` atomically: ``writer(tmp)`` fills a new temporary folder next to it
+    (``.<name>.<random>.tmpdir``), which is then renamed to ``path``.
+
+    ``path`` must not exist (or be an empty folder): a folder is never overwritten
+    (``FileExistsError`` before anything is written). Its parent is created. On any exception the
+    temporary folder is removed and ``path`` is left as it was. Files inside are written by
+    ``writer`` (with the functions above or plain writes: the folder appears whole or not at all).
+    """
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise FileExistsError(f"{path} already exists and is not an empty folder; it is never overwritten "
+                              "(choose a new folder)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(_ATTEMPTS):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmpdir")
+        try:
+            tmp.mkdir()
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"no unused temporary folder name next to {path} after {_ATTEMPTS} attempts")
+    try:
+        with guard_disk_full(path, f"folder {path.name}", cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True)):
+            writer(tmp)
+            for f in tmp.iterdir():
+                if f.is_file():
+                    _fsync(f)
+        if path.is_dir():
+            path.rmdir()  # empty (checked above); fails loudly if something appeared meanwhile
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path

@@ -387,7 +387,7 @@ def format_results(results: Sequence[DetectionResult], max_name: int = 40) -> st
     m = next((r.model for r in results if r.model), {})
     thr = results[0].threshold_p
     lines.append(f"model {m.get('name', '?')} ({m.get('region', '?')} region, {m.get('pooling', '?')} pooling), "
-                 f"threshold P(fake) >= {thr:.3f} from the validation split"
+                 f"threshold P(fake) >= {thr:.3f}: {m.get('threshold_source') or 'chosen on the validation split'}"
                  + (f"; P(fake) {m['calibration']}" if m.get("calibration") else ""))
     from forensight.modelcard import card_lines
 

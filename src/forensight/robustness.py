@@ -351,7 +351,7 @@ def _read_records(data_root: str | Path, layout: str, read_opts: dict[str, Any] 
 
 
 def _model_names(paths: Sequence[Path]) -> list[str]:
-    names = [p.parent.name if p.name == "model.pt" else p.stem for p in paths]
+    names = [p.parent.name if p.name in ("model.pt", "config.json") else p.stem for p in paths]
     seen: Counter[str] = Counter()
     out = []
     for n in names:
@@ -393,7 +393,8 @@ def run_robustness(models: str | Path | Sequence[str | Path], data_root: str | P
     caches = Path(cache_dir) if cache_dir is not None else out / "caches"
     paths = [resolve_model_path(m) for m in ([models] if isinstance(models, (str, Path)) else list(models))]
     if not paths:
-        raise ValueError("give at least one model (a run directory or model.pt)")
+        raise ValueError("give at least one model (a run directory or model.pt, a model folder, or a published "
+                         "checkpoint file)")
     dev = resolve_device(cfg.device)
     loaded = [load_model_file(p, device=dev) for p in paths]
     names = _model_names(paths)
@@ -471,6 +472,7 @@ def run_robustness(models: str | Path | Sequence[str | Path], data_root: str | P
     result.seconds = {**seconds, "total": time.perf_counter() - t_all}
     write_json({"config": dataclasses.asdict(cfg), "models": {n: str(lm.path) for n, lm in zip(names, loaded)},
                 "calibration": {n: lm.calibration for n, lm in zip(names, loaded)},
+                "threshold_source": {n: lm.threshold_source for n, lm in zip(names, loaded)},
                 "data_root": None if data_root is None else str(data_root), "videos": len(recs),
                 "caches": {k: str(v) for k, v in result.caches.items()}, "seconds": result.seconds,
                 "table": result.table, "rows": rows}, files["json"])

@@ -1,6 +1,7 @@
 """The models a server offers: each ``--model`` loaded once at start to check it and describe it.
 
-:func:`load_models` resolves every path (run directory or ``model.pt``) with
+:func:`load_models` resolves every path (run directory or ``model.pt``, model folder, published
+checkpoint file) with
 :func:`forensight.modelfile.resolve_model_path`, loads it with
 :func:`forensight.detect.load_detector` (so a missing, foreign or tampered file stops the
 server at start with :class:`forensight.modelfile.ModelFileError`, not at the first upload)
@@ -40,20 +41,25 @@ class ModelEntry:
         return {"id": self.id, "default": default, "path": str(self.path), "name": d.get("name"),
                 "arch": d.get("arch"), "region": d.get("region"), "pooling": d.get("pooling"),
                 "input_size": d.get("input_size"), "val_auc": d.get("val_auc"), "clips": d.get("clips"),
-                "preprocess_hash": d.get("preprocess_hash")}
+                "preprocess_hash": d.get("preprocess_hash"), "source": d.get("source"),
+                "threshold_source": d.get("threshold_source"), "threshold_calibrated": d.get("threshold_calibrated"),
+                "warning": d.get("warning")}
 
     def label(self) -> str:
         """A short human label for the upload page's model choice."""
         d = self.description
         auc = d.get("val_auc")
         auc_s = f", val AUC {auc:.3f}" if isinstance(auc, (int, float)) else ""
-        return f"{self.id} ({d.get('region')} region, {d.get('pooling')} head{auc_s})"
+        src = d.get("source") or {}
+        origin = f", published weights ({src.get('name')}), not trained here" if src.get("kind") == "published" else ""
+        thr = "" if d.get("threshold_calibrated", True) else ", UNCALIBRATED threshold"
+        return f"{self.id} ({d.get('region')} region, {d.get('pooling')} head{auc_s}{origin}{thr})"
 
 
 def model_id_for(path: Path, taken: set[str]) -> str:
-    """A readable, unique id for a model file: its run folder's name (``mouth_attention_s0``),
-    or the file stem when the file is not called ``model.pt``; ``-2``, ``-3``, ... when taken."""
-    base = path.parent.name if path.name == "model.pt" and path.parent.name else path.stem
+    """A readable, unique id for a model file: its run or model folder's name (``mouth_attention_s0``)
+    for ``model.pt`` / ``config.json``, else the file stem; ``-2``, ``-3``, ... when taken."""
+    base = path.parent.name if path.name in ("model.pt", "config.json") and path.parent.name else path.stem
     base = _UNSAFE.sub("-", base).strip(".-") or "model"
     ident, k = base[:60], 2
     while ident in taken:

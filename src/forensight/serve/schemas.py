@@ -112,6 +112,12 @@ class ModelOut(BaseModel):
     val_auc: float | None
     clips: str | None
     preprocess_hash: str | None
+    source: dict[str, str] | None = Field(None, description="where the weights come from when not trained here "
+                                          "(kind 'published', name, file, sha256)")
+    threshold_source: str | None = Field(None, description="how the decision threshold was set")
+    threshold_calibrated: bool | None = Field(None, description="False: a documented default, not fitted on data "
+                                              "like yours (forensight calibrate fits one)")
+    warning: str | None = Field(None, description="the warning every verdict of this model carries, if any")
 
 
 class ModelList(BaseModel):
