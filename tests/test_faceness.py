@@ -204,3 +204,30 @@ def test_cartoon_face_and_textured_background_are_nobody() -> None:
     lm = get_landmark_predictor()(cartoon, box)
     v = check_track(_track(lm, box, skin=skin_fraction(cartoon, lm)))
     assert not v.ok and "skin" in v.reason
+
+
+def test_a_colour_cast_never_hides_the_only_face(tmp_path: Path) -> None:
+    """A face swap with a colour cast (a classic artefact) must be scored, not dropped as "not a face":
+    the only face-like track is kept with an ``atypical_face_colour`` warning, while a face-like object
+    BESIDE a real face is still rejected (the star-flag test above)."""
+    from conftest import moving_face_frames
+
+    from forensight.preprocess import process_video
+    from forensight.records import VideoRecord
+    from forensight.video import write_video
+
+    green = []
+    for f in moving_face_frames(16):
+        g = f.astype(np.float32)
+        g[..., 0] *= 0.45
+        g[..., 2] *= 0.45  # a strong green cast over the whole face
+        green.append(np.clip(g, 0, 255).astype(np.uint8))
+    path = tmp_path / "green.mp4"
+    write_video(path, green, fps=25)
+    rec = VideoRecord(path=path, label=1, split="test", dataset="t", method="m", compression="c23", name="green")
+    pv = process_video(rec, PP)
+    codes = [w["code"] for w in pv.warnings]
+    assert "atypical_face_colour" in codes, pv.warnings
+    assert "skin-coloured" in next(w["message"] for w in pv.warnings if w["code"] == "atypical_face_colour")
+    assert pv.track.observed.mean() > 0.5 and pv.regions["full"].shape[0] == PP.num_frames
+    assert not pv.rejected

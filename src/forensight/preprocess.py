@@ -221,17 +221,21 @@ def effective_smooth_window(window: int, frame_indices: np.ndarray) -> int:
 
 
 def _tracks(dets: list[Any], nums: list[int], cfg: PreprocessConfig, people: float | None = None
-            ) -> tuple[list[tuple[FaceTrack, Any]], list[tuple[FaceTrack, FaceVerdict]]]:
+            ) -> tuple[list[tuple[FaceTrack, Any]], list[tuple[FaceTrack, FaceVerdict]], list[dict[str, str]]]:
     """The people of a video: ``(track, lips landmarks)`` of the subject, then (with ``people``) of
     every other person whose face was detected in at least that fraction of the sampled frames;
-    and the rejected tracks ``(track, verdict)``.
+    the rejected tracks ``(track, verdict)``; and warnings (``{"code", "message"}``: the subject was
+    kept although its colour is not skin-like, see below).
 
     Only face-like tracks are people (``faces.faceness.check_track``, bounds for ``cfg.detector``):
     the subject is the heaviest face-like track (``faces.tracking.build_tracks`` order), so a
     flag or a cartoon is never a dataset video's subject nor a person ``detect`` scores.
     Rejected = every track that fails the check and is seen in at least ``people`` of the
     frames (any track when ``people`` is None). ``num_other_tracks`` counts face-like tracks only.
-    Raises ``PreprocessError("no_face")`` when no track is face-like.
+    When NO track passes, the heaviest one that fails only the skin-colour check is the subject
+    (with an ``atypical_face_colour`` warning): colour separates a person from a face-like object
+    beside a face, but a colour cast is a manipulation artefact and must never make a video's only
+    face unscored. Raises ``PreprocessError("no_face")`` when no track is face-like even so.
     """
     from forensight.faces.faceness import FaceCheck, check_track
     from forensight.faces.tracking import build_tracks
@@ -243,6 +247,21 @@ def _tracks(dets: list[Any], nums: list[int], cfg: PreprocessConfig, people: flo
     faces = [t for t, v in zip(found, verdicts) if v.ok]
     rejected = [(t, v) for t, v in zip(found, verdicts)
                 if not v.ok and (people is None or float(t.observed.mean()) >= people)]
+    notes: list[dict[str, str]] = []
+    if not faces:
+        # Colour alone never hides a video's only face: a face swap with a colour cast is exactly what
+        # must be scored (measured: a synthetic FaceSwap with a green cast, 16 % skin-like pixels, was
+        # rejected as "not a face"). Skin colour only tells a person from a face-like object BESIDE a
+        # face (the benchmark video's flag); the heaviest track that passes every other check is kept.
+        for t, v in zip(found, verdicts):
+            if check_track(t, check, skin=np.full(len(t.observed), np.nan, np.float32)).ok:
+                faces = [t]
+                rejected = [(r, rv) for r, rv in rejected if r is not t]
+                notes.append({"code": "atypical_face_colour",
+                              "message": f"the only face-like track is kept although {v.reason.removeprefix('not a face: ')}"
+                                         " (colour never rejects a video's only face: a colour cast is a known "
+                                         "manipulation artefact)"})
+                break
     if not faces:
         raise PreprocessError("no_face", f"{len(found)} face track(s) found in {len(nums)} sampled frames, none "
                                          f"face-like; the largest: {verdicts[0].reason}")
@@ -259,7 +278,7 @@ def _tracks(dets: list[Any], nums: list[int], cfg: PreprocessConfig, people: flo
             lips = (smooth_lips_landmarks(raw, cfg.lips_smooth_window, frame_indices=idx,
                                           mode=cfg.lips_smooth_mode), raw)
         out.append((track, lips))
-    return out, rejected
+    return out, rejected, notes
 
 
 def _only(cfg: PreprocessConfig, regions: Sequence[str] | None) -> PreprocessConfig:
@@ -334,7 +353,8 @@ def process_video(record: VideoRecord, cfg: PreprocessConfig, buffer_mb: float =
         held = {"in_memory": store.num_in_memory, "spilled": store.num_spilled}
 
         t = time.perf_counter()
-        tracks, rejected = _tracks(dets, nums, cut, people)
+        tracks, rejected, notes = _tracks(dets, nums, cut, people)
+        warnings.extend(notes)
         t = timer.add("track", t)
         pseudo_out, plans = _pseudo_plans(record, pseudo, tracks[0][0], idx.info)
         timer.add("pseudo", t)
@@ -411,7 +431,9 @@ def process_frames(frames: SampledFrames, cfg: PreprocessConfig, people: float |
     timer = _Timer({})
     items = zip(frames.indices.tolist(), frames.timestamps.tolist(), frames.frames)
     nums, _, dets = _detect_pass(items, cfg, None, timer)
-    tracks, rejected = _tracks(dets, nums, cfg, people)
+    tracks, rejected, notes = _tracks(dets, nums, cfg, people)
+    for n in notes:
+        log.warning("%s", n["message"])
     regions = _crop_all(iter(frames.frames), tracks, cfg, timer)
     return [(tr, rg) for (tr, _), rg in zip(tracks, regions)], rejected
 
