@@ -81,6 +81,15 @@ _LIST = (
            "A face was found in too few sampled frames to score it reliably (below the model's coverage "
            "threshold).", "Use a clip where the face is visible most of the time, or trim the video to it.",
            ("detect", "serve")),
+    Reason("too_few_frames",
+           "A real video has too few sampled frames to make a pseudo-fake from it (`preprocess --pseudo-fakes`).",
+           "Sample more frames (`preprocess --frames`) or use longer real videos; the real video itself is kept.",
+           ("preprocess",)),
+    Reason("landmarks_off_frame",
+           "The chosen region's landmarks leave the frame (or are missing) in some sampled frames, so no "
+           "pseudo-fake of that region is made (`preprocess --pseudo-fakes`).",
+           "Use videos where the whole face stays in the frame, or another `--pseudo-region`; the real "
+           "video itself is kept.", ("preprocess",)),
     Reason("worker_crashed",
            "A worker process died on this video (out of memory, or a crash in native decoding / "
            "face-detection code); in the web app, the job was interrupted more times than allowed.",
