@@ -208,8 +208,9 @@ def test_cartoon_face_and_textured_background_are_nobody() -> None:
 
 def test_a_colour_cast_never_hides_the_only_face(tmp_path: Path) -> None:
     """A face swap with a colour cast (a classic artefact) must be scored, not dropped as "not a face":
-    the only face-like track is kept with an ``atypical_face_colour`` warning, while a face-like object
-    BESIDE a real face is still rejected (the star-flag test above)."""
+    when the main face is not skin-coloured, colour judges no track of the video and an
+    ``atypical_face_colour`` warning says so, while a face-like object BESIDE a skin-coloured face is
+    still rejected (the star-flag test above). Fails on a rule where colour alone rejects a track."""
     from conftest import moving_face_frames
 
     from forensight.preprocess import process_video

@@ -125,7 +125,7 @@ def test_import_scores_like_the_official_architecture(imported: ForensightDetect
     assert all(torch.equal(v, folder_sd[k]) for k, v in in_memory.model.state_dict().items())
     # the detector's own scoring path (crop, normalisation, batching) on 96-px mouths
     lips = np.random.default_rng(0).integers(0, 256, (25, 96, 96, 1), dtype=np.uint8)
-    logits, _, _ = imported._run(lips, np.arange(25), [(0, 25)])
+    logits, _, _, _ = imported._run(lips, np.arange(25), [(0, 25)])
     assert logits[0] == pytest.approx(_official_logit(official, lips[:, 4:92, 4:92]), abs=TOL)
 
 

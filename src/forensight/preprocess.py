@@ -232,10 +232,13 @@ def _tracks(dets: list[Any], nums: list[int], cfg: PreprocessConfig, people: flo
     flag or a cartoon is never a dataset video's subject nor a person ``detect`` scores.
     Rejected = every track that fails the check and is seen in at least ``people`` of the
     frames (any track when ``people`` is None). ``num_other_tracks`` counts face-like tracks only.
-    When NO track passes, the heaviest one that fails only the skin-colour check is the subject
-    (with an ``atypical_face_colour`` warning): colour separates a person from a face-like object
-    beside a face, but a colour cast is a manipulation artefact and must never make a video's only
-    face unscored. Raises ``PreprocessError("no_face")`` when no track is face-like even so.
+    Colour is judged only where the footage shows skin as skin-coloured: the subject is the heaviest
+    track passing every check; if none does, it is the heaviest passing every check but colour,
+    colour then judges no track of the video, and an ``atypical_face_colour`` warning says so (a
+    colour cast, old camera footage or a colour-cast face swap must never make faces unscored; the
+    built-in carphone footage's real faces measure 2-15 % skin-like pixels). So colour separates a
+    person from a face-like object beside a skin-coloured face (the benchmark video's flag).
+    Raises ``PreprocessError("no_face")`` when no track passes even without colour.
     """
     from forensight.faces.faceness import FaceCheck, check_track
     from forensight.faces.tracking import build_tracks
@@ -243,28 +246,28 @@ def _tracks(dets: list[Any], nums: list[int], cfg: PreprocessConfig, people: flo
     idx = np.asarray(nums, np.int64)
     found = build_tracks(dets, effective_smooth_window(cfg.smooth_window, idx))
     check = FaceCheck().for_detector(cfg.detector)
-    verdicts = [check_track(t, check) for t in found]
-    faces = [t for t, v in zip(found, verdicts) if v.ok]
-    rejected = [(t, v) for t, v in zip(found, verdicts)
-                if not v.ok and (people is None or float(t.observed.mean()) >= people)]
+    full = [check_track(t, check) for t in found]
+    # the same checks without colour (NaN skin = "cannot judge")
+    plain = [check_track(t, check, skin=np.full(len(t.observed), np.nan, np.float32)) for t in found]
     notes: list[dict[str, str]] = []
-    if not faces:
-        # Colour alone never hides a video's only face: a face swap with a colour cast is exactly what
-        # must be scored (measured: a synthetic FaceSwap with a green cast, 16 % skin-like pixels, was
-        # rejected as "not a face"). Skin colour only tells a person from a face-like object BESIDE a
-        # face (the benchmark video's flag); the heaviest track that passes every other check is kept.
-        for t, v in zip(found, verdicts):
-            if check_track(t, check, skin=np.full(len(t.observed), np.nan, np.float32)).ok:
-                faces = [t]
-                rejected = [(r, rv) for r, rv in rejected if r is not t]
-                notes.append({"code": "atypical_face_colour",
-                              "message": f"the only face-like track is kept although {v.reason.removeprefix('not a face: ')}"
-                                         " (colour never rejects a video's only face: a colour cast is a known "
-                                         "manipulation artefact)"})
-                break
-    if not faces:
-        raise PreprocessError("no_face", f"{len(found)} face track(s) found in {len(nums)} sampled frames, none "
-                                         f"face-like; the largest: {verdicts[0].reason}")
+    subject = next((i for i, v in enumerate(full) if v.ok), None)
+    verdicts = full
+    if subject is None:
+        subject = next((i for i, v in enumerate(plain) if v.ok), None)
+        if subject is None:
+            raise PreprocessError("no_face", f"{len(found)} face track(s) found in {len(nums)} sampled frames, "
+                                             f"none face-like; the largest: {full[0].reason if full else 'none'}")
+        # The main face is not skin-coloured (a colour cast, old camera footage, a colour-cast face
+        # swap): colour says nothing about faces in this video, so it judges no track.
+        verdicts = plain
+        notes.append({"code": "atypical_face_colour",
+                      "message": f"the main face is kept although {full[subject].reason.removeprefix('not a face: ')}"
+                                 "; colour was judged for no face of this video (a colour cast is a known "
+                                 "manipulation artefact and never makes a face unscored)"})
+    others = [i for i in range(len(found)) if i != subject and verdicts[i].ok]
+    faces = [found[subject]] + [found[i] for i in others]
+    rejected = [(t, v) for i, (t, v) in enumerate(zip(found, verdicts))
+                if i != subject and not v.ok and (people is None or float(t.observed.mean()) >= people)]
     for t in faces:
         t.num_other_tracks = len(faces) - 1
     tracks = faces[:1] if people is None else faces[:1] + [t for t in faces[1:] if float(t.observed.mean()) >= people]
