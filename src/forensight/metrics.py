@@ -169,22 +169,33 @@ def bootstrap_auc_ci(
     are skipped. Returns ``(nan, nan)`` if every resample was single-class.
     """
     y_arr, s_arr = _check(y, s)
+    return _bootstrap_auc_quantiles(y_arr, s_arr[None, :], n, alpha, seed, 4_000_000)
+
+
+def _bootstrap_auc_quantiles(y_arr: np.ndarray, s_arr: np.ndarray, n: int, alpha: float, seed: int,
+                             max_indices: int) -> tuple[float, float]:
+    """The one bootstrap loop of the AUC intervals: ``n`` resamples of the ``V`` videos (labels
+    ``y_arr (V,)``, scores ``s_arr (S, V)``, the same resample for every row), the mean over rows of
+    each resample's AUC, its ``alpha/2`` and ``1 - alpha/2`` quantiles; single-class resamples are
+    skipped, ``(nan, nan)`` if all are. ``max_indices`` bounds memory per chunk of resamples (it
+    fixes the chunking, and so the random draws: callers keep theirs for reproducible tables)."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     rng = np.random.default_rng(seed)
     size = y_arr.shape[0]
-    aucs: list[np.ndarray] = []
-    chunk = max(1, min(n, 4_000_000 // size))  # bound memory at ~4M indices per chunk
+    vals: list[np.ndarray] = []
+    chunk = max(1, min(n, max_indices // size))
     for start in range(0, n, chunk):
         idx = rng.integers(0, size, size=(min(chunk, n - start), size))
-        aucs.append(_auc_rows(y_arr[idx], s_arr[idx]))
-    vals = np.concatenate(aucs)
-    vals = vals[~np.isnan(vals)]
-    if vals.size == 0:
+        y_res = y_arr[idx]
+        vals.append(np.mean([_auc_rows(y_res, row[idx]) for row in s_arr], axis=0))
+    allv = np.concatenate(vals)
+    allv = allv[~np.isnan(allv)]
+    if allv.size == 0:
         return float("nan"), float("nan")
-    lo, hi = np.quantile(vals, [alpha / 2.0, 1.0 - alpha / 2.0])
+    lo, hi = np.quantile(allv, [alpha / 2.0, 1.0 - alpha / 2.0])
     return float(lo), float(hi)
 
 
@@ -205,24 +216,7 @@ def seed_mean_auc_ci(
     y_in = np.asarray(y)
     y_arr, _ = _check(y_in, np.zeros(y_in.shape[0]))
     s_arr = _seed_matrix(scores, "scores", y_arr.shape[0])
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    rng = np.random.default_rng(seed)
-    size = y_arr.shape[0]
-    vals: list[np.ndarray] = []
-    chunk = max(1, min(n, 1_000_000 // size))
-    for start in range(0, n, chunk):
-        idx = rng.integers(0, size, size=(min(chunk, n - start), size))
-        y_res = y_arr[idx]
-        vals.append(np.mean([_auc_rows(y_res, row[idx]) for row in s_arr], axis=0))
-    allv = np.concatenate(vals)
-    allv = allv[~np.isnan(allv)]
-    if allv.size == 0:
-        return float("nan"), float("nan")
-    lo, hi = np.quantile(allv, [alpha / 2.0, 1.0 - alpha / 2.0])
-    return float(lo), float(hi)
+    return _bootstrap_auc_quantiles(y_arr, s_arr, n, alpha, seed, 1_000_000)
 
 
 def bootstrap_mean_ci(
