@@ -91,3 +91,17 @@ def _write_wav(path: Path, seconds: float = 0.5, rate: int = 8000) -> None:
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes(pcm.tobytes())
+
+
+def require_chromium() -> str:
+    """Path of Debian's ``chromium`` for the browser tests. ``.ci/run`` installs it, so in CI a missing
+    browser fails the test; elsewhere the test is skipped with the install command."""
+    import shutil
+
+    path = shutil.which("chromium")
+    if path is None:
+        msg = "chromium is not installed: apt-get install chromium (Debian) to run the browser test"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path

@@ -22,7 +22,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import numpy as np
 import pytest
 import torch
-from conftest import moving_face_frames
+from conftest import moving_face_frames, require_chromium
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -520,11 +520,7 @@ def test_report_from_saved_json_without_artifacts(face_result: DetectionResult, 
 
 
 def test_report_renders_in_headless_chromium(face_result: DetectionResult, tmp_path: Path) -> None:
-    if shutil.which("chromium") is None:  # .ci/run installs it; in CI a missing browser is a failure
-        msg = "chromium is not installed: apt-get install chromium (Debian) to render the page"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+    require_chromium()
     page = write_video_report(face_result, tmp_path / "rep")
     shot = tmp_path / "shot.png"
     with tempfile.TemporaryDirectory() as profile:

@@ -15,7 +15,6 @@ import importlib.util
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import require_chromium
 
 from forensight.cli import build_parser
 
@@ -159,15 +159,6 @@ def served(site: Path) -> Iterator[str]:
         server.server_close()
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:  # .ci/run installs it; in CI a missing browser is a failure
-        msg = "chromium is not installed: apt-get install chromium (Debian) to run the browser test"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
-
 
 def test_site_renders_and_navigates_in_chromium(served: str, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
@@ -175,7 +166,7 @@ def test_site_renders_and_navigates_in_chromium(served: str, tmp_path: Path) -> 
     shots = Path(os.environ.get("FORENSIGHT_SHOT_DIR", tmp_path))
     errors: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), headless=True,
+        browser = p.chromium.launch(executable_path=require_chromium(), headless=True,
                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})

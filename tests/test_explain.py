@@ -11,7 +11,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import numpy as np
 import pytest
 import torch
-from conftest import moving_face_frames
+from conftest import moving_face_frames, require_chromium
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -337,7 +337,6 @@ def test_detect_explain_modes_json_and_old_records(tiny_detector: ForensightDete
 # ---- shown where people look: the HTML report and the web app ------------------------------------
 
 def test_report_shows_overlays_and_renders_in_chromium(tiny_detector: ForensightDetector, tmp_path) -> None:
-    import shutil
     import subprocess
     import tempfile
 
@@ -351,11 +350,7 @@ def test_report_shows_overlays_and_renders_in_chromium(tiny_detector: Forensight
     plain = write_video_report(tiny_detector.predict_frames(np.stack(moving_face_frames(24)), name="plain"),
                                tmp_path / "rep").read_text()
     assert "crop evidence" not in plain and "evidence-legend" not in plain
-    if shutil.which("chromium") is None:  # .ci/run installs it; in CI a missing browser is a failure
-        msg = "chromium is not installed: apt-get install chromium (Debian) to render the page"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+    require_chromium()
     shot = tmp_path / "shot.png"
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import select
-import shutil
 import socket
 import sys
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from conftest import require_chromium
 from serve_load import ServerProcess, make_face_video, make_tiny_model, run_load
 
 WORKERS = 2
@@ -98,15 +98,6 @@ def test_streamed_upload_is_cut_at_the_limit(server: ServerProcess) -> None:
     assert list((server.data_dir / "incoming").iterdir()) == []
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:  # .ci/run installs it; in CI a missing browser is a failure
-        msg = "chromium is not installed: apt-get install chromium (Debian) to run the browser test"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
-
 
 def test_browser_upload_shows_the_verdict(server: ServerProcess, videos: list[Path], tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
@@ -119,7 +110,7 @@ def test_browser_upload_shows_the_verdict(server: ServerProcess, videos: list[Pa
     shot = DOCS / "serve_job.png" if write_docs else Path(os.environ.get("FORENSIGHT_SHOT_DIR", tmp_path)) / "serve_job.png"
     hostile = "<img src=x onerror=alert(1)>clip.mp4"
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), headless=True,
+        browser = p.chromium.launch(executable_path=require_chromium(), headless=True,
                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1500})

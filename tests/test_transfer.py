@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import require_chromium
 
 from forensight.cache import Cache
 from forensight.config import PreprocessConfig, TrainConfig, get_model_config
@@ -184,8 +185,6 @@ def test_detect_scores_each_person_and_the_manipulated_one_highest(small_cache: 
     trained on the synthetic data scores both, the manipulated person higher, the verdict is theirs;
     the model card says it was trained on synthetic data only, and the report shows both people in
     headless Chromium."""
-    import os
-    import shutil
     import subprocess
     import tempfile
 
@@ -221,11 +220,7 @@ def test_detect_scores_each_person_and_the_manipulated_one_highest(small_cache: 
     html = page.read_text()
     assert html.count('class="card person"') == 2 and "People in this video" in html
     assert "SYNTHETIC" in html and 'class="warn"' in html
-    if shutil.which("chromium") is None:  # .ci/run installs it; in CI a missing browser is a failure
-        msg = "chromium is not installed: apt-get install chromium (Debian) to render the page"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+    require_chromium()
     flags = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync"]
     with tempfile.TemporaryDirectory() as profile:
