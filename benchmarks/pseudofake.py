@@ -17,7 +17,6 @@ are shared) and K=2 / plain, and the pseudo-fake stage time.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import platform
 import shutil
@@ -27,20 +26,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from preprocess import make_video  # benchmarks/preprocess.py: the benchmarks' one generated video
 
 from forensight.cache import Cache
 from forensight.config import PreprocessConfig
 from forensight.preprocess import _write_pseudo, process_video
 from forensight.pseudofake import PseudoFakeConfig
 from forensight.records import VideoRecord
-
-
-def _make_video(path: Path, seed: int) -> None:
-    spec = importlib.util.spec_from_file_location("bench_preprocess", Path(__file__).with_name("preprocess.py"))
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    mod.make_video(path, seed=seed)
 
 
 def main() -> None:
@@ -62,7 +54,7 @@ def main() -> None:
     for i in range(a.videos):
         p = vid_dir / f"{i:03d}.mp4"
         if not p.exists():
-            _make_video(p, seed=i)
+            make_video(p, seed=i)
         paths.append(p)
     records = [VideoRecord(path=p, label=0, split="test", dataset="bench", method="original", compression="c23",
                            name=p.stem) for p in paths]
