@@ -81,6 +81,18 @@ def test_training_on_features_and_scoring_from_them(small_cache: Path, tmp_path:
     # the frozen encoder kept its ImageNet weights
     ref = build_model(mc).encoder.state_dict()
     assert all(torch.equal(v, ref[k]) for k, v in lm.model.encoder.state_dict().items())
+    # ...so the per-epoch Lightning checkpoints leave it out (a quarter of a run's time went into
+    # writing it), and resuming from them restores it from the pretrained weights
+    for name in ("best.ckpt", "last.ckpt"):
+        sd = torch.load(run / "checkpoints" / name, map_location="cpu", weights_only=False)["state_dict"]
+        assert sd and not any(k.startswith("model.encoder.") for k in sd), name
+        assert any(k.startswith("model.temporal.") for k in sd)
+    more = train(small_cache, run, mc, TrainConfig(**{**RECIPE, "max_epochs": RECIPE["max_epochs"] + 1}),
+                 resume=True, progress=False)
+    again = load_model_file(run)
+    assert all(torch.equal(v, ref[k]) for k, v in again.model.encoder.state_dict().items())
+    assert more.val_metrics["scored_from"] == "frozen-encoder features"
+    lm = load_model_file(run)
     # evaluate scores from the same features by default: the threshold is its validation EER point
     from forensight.metrics import eer
 
