@@ -109,6 +109,13 @@ class PreprocessConfig:
             ``detect_full_every``-th sampled frame, and after any miss), faces are searched only
             around the previous frame's faces, scaled so the largest is about ``detect_face_px``
             pixels (``faces.sequence.SequenceFaceDetector``). 0 = full frame always.
+        detect_follow: 0 (default) = detect faces on every sample; k > 0 = detect only on every
+            k-th sample (and on the scheduled full passes) and, in between, follow each face by its
+            own landmarks: its box is placed from the previous frame's landmarks and the shape
+            predictor fits the new ones, no detector call. A followed face must be confirmed by
+            the next detection, else its followed frames are dropped (nothing is carried onto the
+            background). Only between samples at most 2 source frames apart (every-frame sampling:
+            the "lips" preset uses 4); ``faces.sequence``.
         detect_max_upscale: a small frame where a full pass finds no face is retried enlarged up
             to this factor (dlib HOG misses faces under ~80 px; e.g. a 176x144 video's 60-px
             face). 1 = never.
@@ -165,6 +172,7 @@ class PreprocessConfig:
     detect_face_px: int = 100
     detect_full_every: int = 16
     detect_max_upscale: float = 2.0
+    detect_follow: int = 0
     smooth_window: int = 5
     regions: tuple[str, ...] = ("frame", "full", "eyes", "mouth")
     size: int = 224
@@ -202,6 +210,8 @@ class PreprocessConfig:
             raise ValueError(f"smooth_window must be odd (a centred window), got {self.smooth_window}")
         if self.max_frames < 0 or self.max_clips < 0:
             raise ValueError("max_frames and max_clips must be >= 0 (0 = no cap)")
+        if int(self.detect_follow) < 0:
+            raise ValueError(f"detect_follow must be >= 0 (0 = detect every sample), got {self.detect_follow!r}")
         if not 1.0 <= self.detect_max_upscale <= 4.0:
             raise ValueError(f"detect_max_upscale must be in [1, 4], got {self.detect_max_upscale}")
         if not 0 <= self.face_margin <= 2:
@@ -227,10 +237,13 @@ class PreprocessConfig:
     @property
     def hash(self) -> str:
         """Stable 12-hex-digit hash of every field; equal configs hash equal. An empty
-        ``perturbation`` is left out, so configs written before that field existed keep their hash."""
+        ``perturbation`` and ``detect_follow`` 0 are left out, so configs written before those
+        fields existed keep their hash."""
         d = self.to_dict()
         if not d.get("perturbation"):
             d.pop("perturbation", None)
+        if not d.get("detect_follow"):
+            d.pop("detect_follow", None)
         return stable_hash(d)
 
     def without_perturbation(self) -> PreprocessConfig:
@@ -243,7 +256,8 @@ PREPROCESS_PRESETS: dict[str, PreprocessConfig] = {
     "region": PreprocessConfig(),
     # LipForensics: every frame, 96x96 aligned grayscale mouths (88x88 centre crop at load time).
     # The official 12-frame FORWARD landmark window (checkpoint-compatible crops).
-    "lips": PreprocessConfig(sampling="all", regions=("lips",), smooth_window=1, lips_smooth_mode="forward"),
+    "lips": PreprocessConfig(sampling="all", regions=("lips",), smooth_window=1, lips_smooth_mode="forward",
+                             detect_follow=4),
     # Videos that already are 96x96 aligned mouth crops (the LipForensics examples).
     "mouth_crops": PreprocessConfig(input="mouth_crops", sampling="all", regions=("lips",), smooth_window=1),
 }

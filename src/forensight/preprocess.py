@@ -136,26 +136,54 @@ def _detect_pass(
     ``frames`` yields ``(frame number, timestamp s, uint8 RGB (H, W, 3))``. Returns frame
     numbers, timestamps and per frame ``(boxes (N, 4), scores (N,), landmarks (N, 68, 2), skin (N,))``
     (skin: ``faces.faceness.skin_fraction`` of each detection, for the face check of ``_tracks``).
+    With ``cfg.detect_follow`` = k > 0, samples between detections (every k-th sample and the full
+    passes) follow the previous frame's faces by their landmarks (``faces.sequence``); a followed face
+    that the next detection does not confirm loses its followed frames. A followed face keeps the
+    score of its last detection.
     """
     from forensight.faces.detectors import get_detector
-    from forensight.faces.faceness import skin_fraction
+    from forensight.faces.faceness import FaceCheck, skin_fraction
     from forensight.faces.landmarks import get_landmark_predictor
-    from forensight.faces.sequence import SequenceFaceDetector
+    from forensight.faces.sequence import (SequenceFaceDetector, box_offsets, boxes_from_landmarks,
+                                           confirm_followed)
 
     detector = SequenceFaceDetector(get_detector(cfg.detector), max_side=cfg.detect_max_side,
                                     face_px=cfg.detect_face_px, full_every=cfg.detect_full_every,
                                     max_upscale=cfg.detect_max_upscale)
     predictor = get_landmark_predictor()
+    min_skin = FaceCheck().min_skin
+    follow = int(cfg.detect_follow)
     nums: list[int] = []
     times: list[float] = []
     dets: list[Any] = []
+    offsets = np.zeros((0, 4))  # the current faces' box offsets from their landmarks (last detection)
+    followed: list[int] = []  # positions in ``dets`` followed since the last detection (same faces, same order)
     t = time.perf_counter()
     for num, ts, rgb in frames:
         t = timer.add("decode", t)
-        boxes, scores = detector.detect(rgb)
-        t = timer.add("detect", t)
-        lms = predictor.predict_many(rgb, boxes) if len(boxes) else np.zeros((0, 68, 2), np.float32)
+        prev = dets[-1] if dets else None
+        if (follow and prev is not None and len(prev[0]) and num - nums[-1] <= 2 and len(nums) % follow
+                and not detector.full_due()):
+            boxes = boxes_from_landmarks(prev[2], offsets)
+            scores = prev[1]
+            lms = predictor.predict_many(rgb, boxes)
+            detector.skip(boxes)
+            followed.append(len(dets))
+        else:
+            boxes, scores = detector.detect(rgb)
+            t = timer.add("detect", t)
+            lms = predictor.predict_many(rgb, boxes) if len(boxes) else np.zeros((0, 68, 2), np.float32)
+            if followed:  # every followed face must be found where following would have put it
+                keep = confirm_followed(boxes_from_landmarks(prev[2], offsets), boxes)
+                if not keep.all():
+                    for k in followed:
+                        dets[k] = tuple(np.asarray(a)[keep] for a in dets[k])
+                followed = []
+            offsets = box_offsets(boxes, lms)
         skin = np.array([skin_fraction(rgb, lm) for lm in lms], np.float32)
+        # only losing a skin-coloured face (or any, when none is: a colour cast) forces a full pass
+        like = ~(skin < min_skin)  # NaN (no colour to judge) counts as face-like
+        detector.set_face_like(like if like.any() else np.ones(len(skin), bool))
         t = timer.add("landmarks", t)
         nums.append(num)
         times.append(ts)

@@ -1,8 +1,12 @@
 """Face detection over a sequence of frames, cheaper than detecting every whole frame.
 
 ``SequenceFaceDetector`` runs a full-frame detection on the first frame, on every
-``full_every``-th frame (so people who enter are seen) and whenever the cheap path finds fewer
-faces than the previous frame had (a person lost is looked for over the whole frame). In between
+``full_every``-th frame (so people who enter are seen) and whenever the cheap path loses a face
+that looked like a face (a person lost is looked for over the whole frame). What looks like a face
+is told by the caller (:meth:`SequenceFaceDetector.set_face_like`, e.g. from the skin colour
+preprocessing measures anyway); by default every face does. So a flickering false detection (the
+benchmark video's flag, found and lost by the region pass on alternate frames) waits for the next
+scheduled full pass instead of forcing one on every other frame. In between
 it searches only a region of interest around each face of the previous frame, each scaled so its
 face is about ``face_px`` pixels (one region per face: a small second person is not shrunk by the
 first one's scale). Boxes are always in native pixels.
@@ -20,6 +24,16 @@ at ``min(face_px, 3 * min_face)`` pixels instead: enough for faces rolled by 30 
 
 Nothing is invented: frames where no face is found return no box (the tracker interpolates and
 marks them unobserved).
+
+**Following by landmarks** (``PreprocessConfig.detect_follow``, the LipForensics preset's every-frame
+path): between detections, a face of the previous frame needs no detector at all. Its box in the
+next frame is placed from its own previous landmarks (:func:`boxes_from_landmarks`, with the offsets
+between the detector's box and the landmarks' extent measured at its last detection,
+:func:`box_offsets`), and the shape predictor fits the new landmarks in it. Detection still runs on
+every ``detect_follow``-th sample and on every scheduled full pass (:meth:`SequenceFaceDetector.full_due`);
+each followed face must be CONFIRMED there by a detected box overlapping where it was followed to,
+otherwise its followed frames are dropped (:func:`confirm_followed`), so a face that left the
+picture is never carried on by landmark fits on the background.
 """
 
 from __future__ import annotations
@@ -57,6 +71,7 @@ class SequenceFaceDetector:
         m = getattr(detector, "min_face", None)
         self.min_face: float | None = None if m is None else float(m)
         self._prev: np.ndarray = np.zeros((0, 4), np.float32)
+        self._face_like: np.ndarray | None = None  # per previous face (None = all): may force a full pass
         self._n = 0
         self.full_calls = 0
         self.roi_calls = 0
@@ -116,19 +131,44 @@ class SequenceFaceDetector:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
         return _merge(np.concatenate(found_b), np.concatenate(found_s))
 
+    def full_due(self) -> bool:
+        """True when the next :meth:`detect` call is a scheduled full-frame pass (or nothing is tracked)."""
+        return self.face_px <= 0 or len(self._prev) == 0 or self._n % self.full_every == 0
+
+    def skip(self, boxes: np.ndarray) -> None:
+        """Advance one frame WITHOUT detecting: the faces were found another way (followed by their
+        landmarks); ``boxes`` (N, 4) native pixels become the previous faces of the next frame.
+        The full-pass schedule counts this frame like a detected one."""
+        self._n += 1
+        self._prev = np.asarray(boxes, np.float32).reshape(-1, 4)
+        self._face_like = None
+
     def detect(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Boxes float32 (N, 4) native pixels and scores (N,) for the next frame of the video."""
         use_roi = self.face_px > 0 and len(self._prev) > 0 and self._n % self.full_every != 0
         boxes, scores = self._roi(rgb) if use_roi else self._full(rgb)
         if use_roi and len(boxes) < len(self._prev):
-            # a face was lost (or all): look over the whole frame, so a person the cheap pass
-            # dropped is not missing until the next scheduled full pass (every person is scored)
-            full = self._full(rgb)
-            if len(full[0]) >= len(boxes):
-                boxes, scores = full
+            lost = (box_iou(self._prev, boxes).max(axis=1) <= 0) if len(boxes) else np.ones(len(self._prev), bool)
+            if self._face_like is not None:
+                lost &= self._face_like
+            if lost.any():
+                # a face was lost: look over the whole frame, so a person the cheap pass dropped is
+                # not missing until the next scheduled full pass (every person is scored)
+                full = self._full(rgb)
+                if len(full[0]) >= len(boxes):
+                    boxes, scores = full
         self._n += 1
         self._prev = boxes
+        self._face_like = None
         return boxes, scores
+
+    def set_face_like(self, face_like: np.ndarray) -> None:
+        """Which faces of the frame just processed look like faces (bool, one per box it returned,
+        or per box given to :meth:`skip`): only losing one of those forces a full pass."""
+        face_like = np.asarray(face_like, bool).reshape(-1)
+        if len(face_like) != len(self._prev):
+            raise ValueError(f"set_face_like got {len(face_like)} values for {len(self._prev)} faces")
+        self._face_like = face_like
 
 
 def _merge(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
@@ -140,3 +180,37 @@ def _merge(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.5) -> tuple[np.
         if all(overlap[i, k] < iou for k in keep):
             keep.append(int(i))
     return boxes[keep].astype(np.float32), scores[keep].astype(np.float32)
+
+
+def landmark_boxes(landmarks: np.ndarray) -> np.ndarray:
+    """Tight boxes ``(N, 4)`` float64 ``(x0, y0, x1, y1)`` of landmarks ``(N, 68, 2)``."""
+    lm = np.asarray(landmarks, np.float64).reshape(-1, 68, 2)
+    return np.concatenate([lm.min(axis=1), lm.max(axis=1)], axis=1)
+
+
+def box_offsets(boxes: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Where each detector box lies relative to its face's landmarks: ``(boxes - landmark_boxes)``
+    divided by the landmark box's longer side, float64 ``(N, 4)`` (scale-free, so a face that moves
+    or grows keeps it)."""
+    lb = landmark_boxes(landmarks)
+    side = np.maximum(lb[:, 2:] - lb[:, :2], 1e-6).max(axis=1, keepdims=True)
+    return (np.asarray(boxes, np.float64).reshape(-1, 4) - lb) / side
+
+
+def boxes_from_landmarks(landmarks: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`box_offsets`: boxes float32 ``(N, 4)`` in the detector's convention
+    placed from landmarks ``(N, 68, 2)``."""
+    lb = landmark_boxes(landmarks)
+    side = np.maximum(lb[:, 2:] - lb[:, :2], 1e-6).max(axis=1, keepdims=True)
+    return (lb + np.asarray(offsets, np.float64).reshape(-1, 4) * side).astype(np.float32)
+
+
+def confirm_followed(expected: np.ndarray, detected: np.ndarray, min_iou: float = 0.3) -> np.ndarray:
+    """Which followed faces a detection confirms: bool ``(N,)``, True where some detected box
+    ``(M, 4)`` overlaps the face's expected box ``(N, 4)`` (where following would have put it in this
+    frame) at IoU >= ``min_iou``."""
+    expected = np.asarray(expected, np.float32).reshape(-1, 4)
+    detected = np.asarray(detected, np.float32).reshape(-1, 4)
+    if not len(expected) or not len(detected):
+        return np.zeros(len(expected), bool)
+    return box_iou(expected, detected).max(axis=1) >= min_iou
