@@ -414,3 +414,34 @@ def test_features_then_head_equals_forward_and_windows() -> None:
         torch.testing.assert_close(whole.weights, ref.weights)
         win = m.classify_features(feats[:, 2:6], torch.ones(1, 4, dtype=torch.bool))
         torch.testing.assert_close(win.logits, m(x[:, 2:6]).logits, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("preset,pretrained", [("region_lite0_attention", True), ("region_b1_control", False)])
+def test_scoring_copy_folds_every_batchnorm_and_scores_the_same(preset: str, pretrained: bool) -> None:
+    """registry.inference_model: BatchNorms folded into the convolutions (fused.fold_batchnorm),
+    channels-last; the logits and attention equal the trained model's up to float rounding."""
+    from forensight.models.registry import build_model, get_model_config, inference_model
+
+    mc = get_model_config(preset, input_size=64)
+    torch.manual_seed(0)
+    model = build_model(mc, pretrained=pretrained).eval()
+    if not pretrained:  # give every BatchNorm non-trivial statistics, so folding is really tested
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.data.uniform_(0.5, 1.5)
+                m.bias.data.uniform_(-0.2, 0.2)
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.encoder.modules())
+    fast = inference_model(model, mc)
+    assert n_bn > 30 and not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.encoder.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.encoder.modules())  # the model is untouched
+    x = torch.randn(2, 5, 3, 64, 64)
+    with torch.inference_mode():
+        a, b = model(x, [5, 4]), fast(x, [5, 4])
+    torch.testing.assert_close(b.logits, a.logits, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(b.weights, a.weights, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="eval mode"):
+        from forensight.models.fused import fold_batchnorm
+
+        fold_batchnorm(build_model(mc, pretrained=False).train())

@@ -169,6 +169,9 @@ class _MBConv(nn.Module):
         self.residual = stride == 1 and cin == cout
         self.drop_rate = drop_rate
 
+    #: (convolution, BatchNorm after it) attribute pairs, for ``models.fused.fold_batchnorm``
+    conv_bn_pairs = (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2"))
+
     def forward(self, x: Tensor) -> Tensor:
         """``x (N, cin, H, W)`` -> ``(N, cout, H / stride, W / stride)``."""
         y = x
@@ -195,6 +198,9 @@ class _LiteTrunk(nn.Module):
         bn_momentum: PyTorch batch-norm momentum (default TF's decay 0.99).
         tf_same_padding: TF 'SAME' padding for stride-2 convolutions (what the weights expect).
     """
+
+    #: (convolution, BatchNorm after it) attribute pairs, for ``models.fused.fold_batchnorm``
+    conv_bn_pairs = (("_conv_stem", "_bn0"), ("_conv_head", "_bn1"))
 
     def __init__(
         self, in_channels: int = 3, drop_connect_rate: float = 0.2, bn_momentum: float = BN_MOMENTUM,

@@ -1,7 +1,9 @@
 """BatchNorm folding and the eval-only fast LipForensics model.
 
 :func:`fuse_conv_bn` folds an eval-mode BatchNorm into the convolution before it (exact up to
-float rounding); :class:`LipForensicsInference` uses it, runs the 3D stem as a channels-last 2D
+float rounding); :func:`fold_batchnorm` does it for every ``Conv2d`` → ``BatchNorm2d`` pair of any
+model's sequential blocks (the region models' EfficientNet encoders: all of their BatchNorms);
+:class:`LipForensicsInference` uses it, runs the 3D stem as a channels-last 2D
 convolution over 5-frame stacks and the trunk channels-last. It follows the detector protocol
 like the model it copies. Built through the registry (``registry.inference_model``).
 """
@@ -25,7 +27,7 @@ from forensight.models.lipforensics import (
 )
 from forensight.models.outputs import DetectorOutput
 
-__all__ = ["LipForensicsInference", "fuse_conv_bn", "optimize_for_inference"]
+__all__ = ["LipForensicsInference", "fold_batchnorm", "fuse_conv_bn", "optimize_for_inference"]
 
 
 def fuse_conv_bn(weight: Tensor, bias: Tensor | None, bn: nn.modules.batchnorm._BatchNorm) -> tuple[Tensor, Tensor]:
@@ -38,11 +40,37 @@ def fuse_conv_bn(weight: Tensor, bias: Tensor | None, bn: nn.modules.batchnorm._
 
 def _fused_conv2d(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                      bias=True)
+                      dilation=conv.dilation, groups=conv.groups, bias=True, padding_mode=conv.padding_mode)
     w, b = fuse_conv_bn(conv.weight, conv.bias, bn)
     fused.weight = nn.Parameter(w, requires_grad=False)
     fused.bias = nn.Parameter(b, requires_grad=False)
     return fused
+
+
+def fold_batchnorm(module: nn.Module) -> int:
+    """Fold, IN PLACE, every eval-mode ``BatchNorm2d`` that directly follows a ``Conv2d`` into that
+    convolution (its weight and bias are replaced, so a ``Conv2d`` subclass keeps its own padding);
+    the BatchNorm becomes ``nn.Identity``. Pairs are found in every ``nn.Sequential`` (torchvision's
+    ``Conv2dNormActivation`` and the like) and in every module that declares them as a
+    ``conv_bn_pairs`` attribute ``((conv attribute, BatchNorm attribute), ...)`` (the Lite0
+    encoder). Outputs are unchanged up to float rounding; the module must be in eval mode and be
+    used only for inference afterwards. Returns how many BatchNorms were folded."""
+    if module.training:
+        raise ValueError("fold_batchnorm needs a module in eval mode (BatchNorm running statistics)")
+    n = 0
+    for child in list(module.modules()):
+        names = list(child._modules)
+        pairs = list(zip(names, names[1:])) if isinstance(child, nn.Sequential) else []
+        pairs += [p for p in getattr(child, "conv_bn_pairs", ()) if p[0] in child._modules]
+        for a, b in pairs:
+            conv, bn = child._modules[a], child._modules[b]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats:
+                w, bias = fuse_conv_bn(conv.weight, conv.bias, bn)
+                conv.weight = nn.Parameter(w, requires_grad=False)
+                conv.bias = nn.Parameter(bias, requires_grad=False)
+                child._modules[b] = nn.Identity()
+                n += 1
+    return n
 
 
 class _FusedBasicBlock(nn.Module):
