@@ -14,10 +14,13 @@ import report
 
 
 def test_docs_performance_table_matches_the_json() -> None:
-    page = report.PAGE.read_text()
-    expected = report.replace_block(page, report.render(report.load_results()))
-    assert page == expected, "docs/performance.md is out of date: run `python benchmarks/report.py`"
+    for path, detail in report.PAGES.items():
+        page = path.read_text()
+        expected = report.replace_block(page, report.render(report.load_results(), detail))
+        assert page == expected, f"{path.name} is out of date: run `python benchmarks/report.py`"
     assert report.main(["--check"]) == 0
+    readme = report.README.read_text()
+    assert report.START in readme and "| detail |" not in readme.split(report.START)[1].split(report.END)[0]
 
 
 def _doc(name: str, commit: str, date: str, value: float, carried: bool = False) -> dict:
