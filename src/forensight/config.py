@@ -115,7 +115,7 @@ class PreprocessConfig:
             predictor fits the new ones, no detector call. A followed face must be confirmed by
             the next detection, else its followed frames are dropped (nothing is carried onto the
             background). Only between samples at most 2 source frames apart (every-frame sampling:
-            the "lips" preset uses 4); ``faces.sequence``.
+            the "lips" preset uses 4, with a full pass every 32 frames); ``faces.sequence``.
         detect_max_upscale: a small frame where a full pass finds no face is retried enlarged up
             to this factor (dlib HOG misses faces under ~80 px; e.g. a 176x144 video's 60-px
             face). 1 = never.
@@ -257,7 +257,7 @@ PREPROCESS_PRESETS: dict[str, PreprocessConfig] = {
     # LipForensics: every frame, 96x96 aligned grayscale mouths (88x88 centre crop at load time).
     # The official 12-frame FORWARD landmark window (checkpoint-compatible crops).
     "lips": PreprocessConfig(sampling="all", regions=("lips",), smooth_window=1, lips_smooth_mode="forward",
-                             detect_follow=4),
+                             detect_follow=4, detect_full_every=32),
     # Videos that already are 96x96 aligned mouth crops (the LipForensics examples).
     "mouth_crops": PreprocessConfig(input="mouth_crops", sampling="all", regions=("lips",), smooth_window=1),
 }

@@ -139,7 +139,8 @@ def _detect_pass(
     With ``cfg.detect_follow`` = k > 0, samples between detections (every k-th sample and the full
     passes) follow the previous frame's faces by their landmarks (``faces.sequence``); a followed face
     that the next detection does not confirm loses its followed frames. A followed face keeps the
-    score of its last detection.
+    detector score and the skin-colour fraction of its last detection (the face check takes
+    medians over frames, so a value measured once per detection is what it needs).
     """
     from forensight.faces.detectors import get_detector
     from forensight.faces.faceness import FaceCheck, skin_fraction
@@ -165,7 +166,7 @@ def _detect_pass(
         if (follow and prev is not None and len(prev[0]) and num - nums[-1] <= 2 and len(nums) % follow
                 and not detector.full_due()):
             boxes = boxes_from_landmarks(prev[2], offsets)
-            scores = prev[1]
+            scores, skin = prev[1], prev[3]  # as measured at the face's last detection
             lms = predictor.predict_many(rgb, boxes)
             detector.skip(boxes)
             followed.append(len(dets))
@@ -180,7 +181,7 @@ def _detect_pass(
                         dets[k] = tuple(np.asarray(a)[keep] for a in dets[k])
                 followed = []
             offsets = box_offsets(boxes, lms)
-        skin = np.array([skin_fraction(rgb, lm) for lm in lms], np.float32)
+            skin = np.array([skin_fraction(rgb, lm) for lm in lms], np.float32)
         # only losing a skin-coloured face (or any, when none is: a colour cast) forces a full pass
         like = ~(skin < min_skin)  # NaN (no colour to judge) counts as face-like
         detector.set_face_like(like if like.any() else np.ones(len(skin), bool))
