@@ -265,6 +265,11 @@ def test_model_card_fakes_and_synthetic_warning() -> None:
     card = training_card({"train": mine, "val": mine}, fakes="pseudo")
     assert card["fakes"] == {"mode": "pseudo", "dataset": 0, "pseudo": 2}
     assert card_warning(card) is None and any("pseudo" in line for line in card_lines(card))
+    settings = PseudoFakeConfig(kinds=("vb",), per_video=2, region="mouth", seed=4).to_dict()
+    card = training_card({"train": mine}, fakes="both", pseudo_settings=settings)
+    assert card["fakes"]["settings"] == settings  # how the pseudo-fakes were made (the cache's record)
+    assert "pseudo-fakes: vb, 2 per real video, region mouth, sparsity 0.5, per-video parameters, seed 4" in card_lines(card)
+    assert "settings" not in training_card({"train": mine[:1]}, fakes="real", pseudo_settings=settings)["fakes"]
     synth = [rec("synthetic", 0, "original", "a"), rec("synthetic", 1, "pseudo_vb", "a_p0")]
     assert card_warning(training_card({"train": synth}, fakes="pseudo")) == SYNTHETIC_WARNING
 
