@@ -210,7 +210,7 @@ class Cache:
         if known and known[0] != asked:
             diff = "; ".join(config_diff(known[0], asked))
             raise PseudoFakeSettingsMismatch(
-                f"{self.root} holds pseudo-fakes made with other settings ({diff}; stored first). "
+                f"{self.root} holds pseudo-fakes made with other settings (the cache's != asked: {diff}). "
                 "One cache never mixes pseudo-fakes made two ways: rerun with the stored settings "
                 "(to add videos or resume) or use another output folder.")
         if self.pseudo_fakes == asked:
