@@ -104,3 +104,26 @@ def test_a_bad_study_recipe_is_refused_naming_the_keys(tmp_path, text: str, name
     path.write_text(text)
     with pytest.raises(ValueError, match=named):
         study_recipe(path)
+
+
+def test_the_region_study_cli_layers_recipe_then_flags(tmp_path, monkeypatch) -> None:
+    import forensight.study as study
+    from forensight.cli import main as cli_main
+
+    seen: dict = {}
+
+    class Done(Exception):
+        pass
+
+    def fake_run_study(cache, out, **kw):  # stands in for the training: only the arguments matter here
+        seen.update(kw)
+        raise Done
+
+    monkeypatch.setattr(study, "run_study", fake_run_study)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model:\n  feature_norm: layernorm\ntrain:\n  weight_decay: 0.01\n  lr: 0.002\n")
+    with pytest.raises(Done):
+        cli_main(["study", "--cache", str(tmp_path), "--out", str(tmp_path / "o"), "--config", str(recipe),
+                  "--lr", "0.0005", "--input-size", "96"])
+    assert seen["model_overrides"] == {"feature_norm": "layernorm", "input_size": 96}
+    assert seen["train"]["weight_decay"] == 0.01 and seen["train"]["lr"] == 0.0005  # the flag wins
