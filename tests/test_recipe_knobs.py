@@ -107,7 +107,7 @@ def test_a_bad_study_recipe_is_refused_naming_the_keys(tmp_path, text: str, name
 
 
 def test_the_region_study_cli_layers_recipe_then_flags(tmp_path, monkeypatch) -> None:
-    import forensight.study as study
+    from forensight import study
     from forensight.cli import main as cli_main
 
     seen: dict = {}

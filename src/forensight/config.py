@@ -1013,7 +1013,8 @@ def study_recipe(path: str | Path | None) -> tuple[dict[str, Any], dict[str, Any
     for section, cls, fixed in (("model", RegionModelConfig, STUDY_MODEL_KEYS), ("train", TrainConfig, STUDY_TRAIN_KEYS)):
         sec = data.get(section) or {}
         if not isinstance(sec, dict):
-            raise ValueError(f"{path}: section {section!r} must be a mapping, got {type(sec).__name__}")
+            # a bad file, not a bad argument: ValueError, which the CLI reports as a usage error
+            raise ValueError(f"{path}: section {section!r} must be a mapping, got {type(sec).__name__}")  # noqa: TRY004
         bad = [k for k in sec if k in fixed]
         if bad:
             raise ValueError(f"{path}: the study sets {bad} of the {section} itself (per run); remove them from the "
