@@ -188,3 +188,60 @@ def test_cache_of_an_older_format_is_refused_with_advice(tmp_path: Path) -> None
         Cache.open(tmp_path)
     with pytest.raises(CacheFormatError, match="older cache format"):
         Cache.create(tmp_path, cfg)
+
+
+# ---- pseudo-fake settings (provenance) ---------------------------------------------------------
+
+_PSEUDO = {"kinds": ["sbi", "vb"], "per_video": 1, "region": "any", "sparsity": 0.5, "per_frame": False, "seed": 0}
+
+
+def _pseudo_entry(cache: Cache, name: str, settings: dict) -> None:
+    cache.write_entry(_record(name, 1, "pseudo_sbi"), _arrays(), {"full": np.zeros((4, 8, 8, 3), np.uint8)},
+                      {"pseudo": {"source": "synthetic/original/c23/000", "config": settings}})
+
+
+def test_pseudo_fake_settings_are_recorded_and_a_different_rerun_is_refused(tmp_path: Path) -> None:
+    from forensight.cache import PseudoFakeSettingsMismatch
+
+    cfg = PreprocessConfig(regions=("full",), size=8)
+    cache = Cache.create(tmp_path, cfg, pseudo_fakes={**_PSEUDO, "kinds": ("sbi", "vb")})  # tuples stored as lists
+    header = json.loads((tmp_path / "cache.json").read_text())
+    assert header["pseudo_fakes"] == _PSEUDO and header["config_hash"] == cfg.hash  # provenance, not in the hash
+    assert Cache.open(tmp_path, expect_hash=cfg.hash).pseudo_fakes == _PSEUDO == cache.pseudo_fakes
+    Cache.create(tmp_path, cfg, pseudo_fakes=_PSEUDO)  # the same settings: a resume, fine
+    Cache.create(tmp_path, cfg)  # no pseudo-fakes asked (real videos only): fine, settings kept
+    for change, named in (({"seed": 1}, "seed: 0 != 1"), ({"per_video": 2}, "per_video: 1 != 2"),
+                          ({"kinds": ["vb"]}, "kinds: ['sbi', 'vb'] != ['vb']"), ({"region": "mouth"}, "region"),
+                          ({"sparsity": 0.25}, "sparsity"), ({"per_frame": True}, "per_frame")):
+        with pytest.raises(PseudoFakeSettingsMismatch, match=re.escape(named)):
+            Cache.create(tmp_path, cfg, pseudo_fakes={**_PSEUDO, **change})
+        assert json.loads((tmp_path / "cache.json").read_text()) == header  # nothing written
+    with pytest.raises(CacheConfigMismatch):  # it is a config mismatch, so callers that catch those catch it
+        Cache.create(tmp_path, cfg, pseudo_fakes={**_PSEUDO, "seed": 3})
+
+
+def test_an_older_cache_without_the_settings_stays_readable_and_is_checked_from_its_entries(tmp_path: Path) -> None:
+    from forensight.cache import PseudoFakeSettingsMismatch
+
+    cfg = PreprocessConfig(regions=("full",), size=8)
+    cache = Cache.create(tmp_path / "old", cfg)  # as written before the settings were recorded
+    _pseudo_entry(cache, "000_p0", _PSEUDO)
+    header = json.loads((tmp_path / "old" / "cache.json").read_text())
+    assert "pseudo_fakes" not in header
+    old = Cache.open(tmp_path / "old")
+    assert old.pseudo_fakes is None and len(old.video_ids()) == 1
+    with pytest.raises(PseudoFakeSettingsMismatch, match=re.escape("seed: 0 != 7")):
+        Cache.create(tmp_path / "old", cfg, pseudo_fakes={**_PSEUDO, "seed": 7})
+    assert json.loads((tmp_path / "old" / "cache.json").read_text()) == header
+    Cache.create(tmp_path / "old", cfg, pseudo_fakes=_PSEUDO)  # agrees with its entries: recorded now
+    assert Cache.open(tmp_path / "old").pseudo_fakes == _PSEUDO
+    # an older cache whose entries already disagree cannot record one
+    mixed = Cache.create(tmp_path / "mixed", cfg)
+    _pseudo_entry(mixed, "000_p0", _PSEUDO)
+    _pseudo_entry(mixed, "001_p0", {**_PSEUDO, "seed": 2})
+    with pytest.raises(PseudoFakeSettingsMismatch, match="2 different settings"):
+        Cache.create(tmp_path / "mixed", cfg, pseudo_fakes=_PSEUDO)
+    # a cache with no pseudo-fakes yet takes the first settings asked
+    plain = Cache.create(tmp_path / "plain", cfg)
+    plain.write_entry(_record(), _arrays(), {"full": np.zeros((4, 8, 8, 3), np.uint8)}, {})
+    assert Cache.create(tmp_path / "plain", cfg, pseudo_fakes=_PSEUDO).pseudo_fakes == _PSEUDO

@@ -42,6 +42,7 @@ def test_train_on_pseudo_fakes_only_and_the_card_says_so(gen_cache: Path, tmp_pa
           TrainConfig(**TINY, fakes="pseudo"), progress=False)
     card = load_model_file(run).trained_on
     assert card["fakes"]["mode"] == "pseudo" and card["fakes"]["dataset"] == 0 and card["fakes"]["pseudo"] > 0
+    assert card["fakes"]["settings"] == PseudoFakeConfig(per_video=1).to_dict()  # the cache's record, carried on
     assert set(card["methods"]) <= {"original", "pseudo_sbi", "pseudo_vb"}
     assert card["synthetic_only"]  # pseudo-fakes of synth reals are still synthetic data
 
@@ -82,6 +83,27 @@ def test_generalisation_study_tables(gen_cache: Path, tmp_path: Path) -> None:
     again = run_generalisation(gen_cache, tmp_path / "g", regions=("mouth",), heads=("attention",), seeds=(0, 1),
                                family="region_tiny", train=TINY, n_bootstrap=100, progress=False)
     assert again.seconds_per_run == 0.0 and again.cells == res.cells
+
+
+def test_study_cli_passes_a_recipe_yaml_to_every_run(gen_cache: Path, tmp_path: Path) -> None:
+    import json
+
+    from forensight.cli import main as cli_main
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("model:\n  feature_norm: layernorm\n  feature_dropout: 0.3\n"
+                      "train:\n  weight_decay: 0.01\n  max_epochs: 1\n  patience: 1\n  min_epochs: 1\n")
+    out = tmp_path / "g"
+    rc = cli_main(["study", "--generalisation", "--cache", str(gen_cache), "--out", str(out), "--config", str(recipe),
+                   "--regions", "mouth", "--heads", "control", "--seeds", "0", "--family", "region_tiny",
+                   "--batch-size", "4", "--bootstrap", "50", "-q"])
+    assert rc == 0
+    meta = json.loads((out / "generalisation.json").read_text())
+    assert meta["model_overrides"]["feature_norm"] == "layernorm" and meta["model_overrides"]["feature_dropout"] == 0.3
+    assert meta["train"]["weight_decay"] == 0.01 and meta["train"]["batch_size"] == 4  # the flag over the YAML
+    for run in (out / "runs").iterdir():  # every row's model was built with the recipe
+        lm = load_model_file(run)
+        assert lm.model_config.feature_norm == "layernorm" and lm.model_config.feature_dropout == 0.3, run.name
 
 
 def test_seed_mean_auc_ci_brackets_the_mean() -> None:

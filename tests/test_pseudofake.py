@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -174,7 +175,9 @@ def _entry_bytes(cache_root: Path) -> dict[str, str]:
 
 
 def test_preprocess_writes_pseudofakes_in_the_source_split_and_reruns_bit_identically(real_only, tmp_path) -> None:
-    from forensight.cache import Cache
+    from dataclasses import replace
+
+    from forensight.cache import Cache, PseudoFakeSettingsMismatch
     from forensight.config import PreprocessConfig
     from forensight.datasets import read_dataset
     from forensight.preprocess import run_preprocess
@@ -207,6 +210,16 @@ def test_preprocess_writes_pseudofakes_in_the_source_split_and_reruns_bit_identi
     assert _entry_bytes(tmp_path / "c1") == _entry_bytes(tmp_path / "c2")
     again = run_preprocess(records, tmp_path / "c1", cfg, progress=False, pseudo=pcfg)
     assert again.skipped == 4 and again.pseudo_done == 0
+    # the cache says how its pseudo-fakes were made; a rerun with other settings is refused, naming
+    # the difference, before anything is written (no cache mixes pseudo-fakes made two ways)
+    assert Cache.open(tmp_path / "c1").pseudo_fakes == json.loads(json.dumps(pcfg.to_dict()))
+    before = _entry_bytes(tmp_path / "c1")
+    for other, named in ((replace(pcfg, seed=1), "seed: 0 != 1"), (replace(pcfg, kinds=("sbi",)), "kinds"),
+                         (replace(pcfg, per_frame=True), "per_frame: False != True")):
+        with pytest.raises(PseudoFakeSettingsMismatch, match=re.escape(named)):
+            run_preprocess(records, tmp_path / "c1", cfg, progress=False, pseudo=other)
+    assert _entry_bytes(tmp_path / "c1") == before
+    assert Cache.open(tmp_path / "c1").pseudo_fakes == json.loads(json.dumps(pcfg.to_dict()))
 
 
 def test_preprocess_bad_inputs(real_only, tmp_path, noface_video, short_video) -> None:
@@ -252,6 +265,11 @@ def test_model_card_fakes_and_synthetic_warning() -> None:
     card = training_card({"train": mine, "val": mine}, fakes="pseudo")
     assert card["fakes"] == {"mode": "pseudo", "dataset": 0, "pseudo": 2}
     assert card_warning(card) is None and any("pseudo" in line for line in card_lines(card))
+    settings = PseudoFakeConfig(kinds=("vb",), per_video=2, region="mouth", seed=4).to_dict()
+    card = training_card({"train": mine}, fakes="both", pseudo_settings=settings)
+    assert card["fakes"]["settings"] == settings  # how the pseudo-fakes were made (the cache's record)
+    assert "pseudo-fakes: vb, 2 per real video, region mouth, sparsity 0.5, per-video parameters, seed 4" in card_lines(card)
+    assert "settings" not in training_card({"train": mine[:1]}, fakes="real", pseudo_settings=settings)["fakes"]
     synth = [rec("synthetic", 0, "original", "a"), rec("synthetic", 1, "pseudo_vb", "a_p0")]
     assert card_warning(training_card({"train": synth}, fakes="pseudo")) == SYNTHETIC_WARNING
 

@@ -70,3 +70,60 @@ def test_log_loss_is_mean_bce() -> None:
 def test_train_config_layers_the_recipe() -> None:
     cfg = merge(TrainConfig, {"weight_decay": 1e-2, "max_epochs": 60, "schedule": "constant"})
     assert (cfg.weight_decay, cfg.max_epochs, cfg.schedule) == (1e-2, 60, "constant")
+
+
+def test_a_study_recipe_yaml_gives_model_knobs_and_train_fields(tmp_path) -> None:
+    from pathlib import Path
+
+    from forensight.config import study_recipe
+
+    shipped = Path(__file__).resolve().parents[1] / "configs" / "experiments" / "recipe_alt.yaml"
+    model, train = study_recipe(shipped)
+    assert model == {"feature_norm": "layernorm", "feature_dropout": 0.3}
+    assert train["weight_decay"] == 0.01 and train["max_epochs"] == 60 and train["patience"] == 15
+    m = get_model_config("region_lite0_attention", **model, region="mouth")  # applies to any cell's preset
+    assert m.feature_norm == "layernorm" and m.pooling == "attention" and m.region == "mouth"
+    assert merge(TrainConfig, train, {"seed": 3}).weight_decay == 0.01
+    assert study_recipe(None) == ({}, {})
+
+
+@pytest.mark.parametrize("text, named", [
+    ("model:\n  region: mouth\n", r"sets \['region'\]"),  # the study sets it per cell
+    ("model:\n  name: region_lite0_control\n  pooling: mean\n", r"sets \['name', 'pooling'\]"),
+    ("train:\n  seed: 4\n", r"sets \['seed'\]"),
+    ("train:\n  fakes: pseudo\n", r"sets \['fakes'\]"),
+    ("model:\n  feature_nrom: layernorm\n", r"unknown model fields \['feature_nrom'\]"),
+    ("train:\n  epochs: 3\n", r"unknown train fields \['epochs'\]"),
+    ("feature_norm: layernorm\n", "needs a `model:` and/or `train:` section"),
+    ("model: [1, 2]\n", "must be a mapping"),
+])
+def test_a_bad_study_recipe_is_refused_naming_the_keys(tmp_path, text: str, named: str) -> None:
+    from forensight.config import study_recipe
+
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=named):
+        study_recipe(path)
+
+
+def test_the_region_study_cli_layers_recipe_then_flags(tmp_path, monkeypatch) -> None:
+    from forensight import study
+    from forensight.cli import main as cli_main
+
+    seen: dict = {}
+
+    class Done(Exception):
+        pass
+
+    def fake_run_study(cache, out, **kw):  # stands in for the training: only the arguments matter here
+        seen.update(kw)
+        raise Done
+
+    monkeypatch.setattr(study, "run_study", fake_run_study)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model:\n  feature_norm: layernorm\ntrain:\n  weight_decay: 0.01\n  lr: 0.002\n")
+    with pytest.raises(Done):
+        cli_main(["study", "--cache", str(tmp_path), "--out", str(tmp_path / "o"), "--config", str(recipe),
+                  "--lr", "0.0005", "--input-size", "96"])
+    assert seen["model_overrides"] == {"feature_norm": "layernorm", "input_size": 96}
+    assert seen["train"]["weight_decay"] == 0.01 and seen["train"]["lr"] == 0.0005  # the flag wins

@@ -2,7 +2,8 @@
 
 Layout of a cache root::
 
-    cache.json                 format version, the preprocessing config and its hash
+    cache.json                 format version, the preprocessing config and its hash; with
+                               pseudo-fakes, their settings (``pseudo_fakes``, see below)
     entries/<name>/            one directory per finished video; <name> = ``records.safe_name(id)``:
                                a readable stem + ``-`` + 10 hex digits of the SHA-256 of the
                                qualified id, so two ids never share an entry
@@ -28,6 +29,16 @@ a day (any host), never one that another shard is still writing. Every entry sto
 qualified id, and reading checks it: a load never returns another video's data. A cache made
 with another preprocessing config is refused, and so is one made with an older format
 (format 1 named entries without the id hash, so two ids could share one entry): preprocess again.
+
+A cache with pseudo-fakes (``preprocess --pseudo-fakes``) records how they were made in
+``cache.json`` under ``pseudo_fakes`` (kinds, per-video K, region, sparsity, per-frame, seed: the
+:class:`forensight.pseudofake.PseudoFakeConfig` as a dict). They are provenance, not part of the
+preprocessing config's hash (a model trained on the cache still matches it). Adding pseudo-fakes
+with other settings to a cache that holds some is refused like a config mismatch
+(:class:`PseudoFakeSettingsMismatch`, listing the differing settings), so one cache never mixes
+pseudo-fakes made two ways. A cache made before this field was recorded stays readable
+(``Cache.pseudo_fakes`` is None); its settings are then read from its pseudo-fake entries (each
+entry's ``meta.json`` has them) when pseudo-fakes are added to it, and recorded.
 """
 
 from __future__ import annotations
@@ -40,6 +51,7 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,12 +69,18 @@ FORMAT_VERSION = 2
 STALE_TMP_AGE_S = 24 * 3600.0
 _TMP_PREFIX = ".tmp-"
 ARRAY_KEYS = ("indices", "timestamps", "boxes", "landmarks", "observed")
+#: cache.json key of the pseudo-fake settings.
+PSEUDO_KEY = "pseudo_fakes"
 MANIFEST_FIELDS = ("video_id", "dataset", "method", "compression", "label", "split", "status", "reason",
                    "num_frames", "coverage", "path", "entry")
 
 
 class CacheConfigMismatch(ValueError):
     """The cache on disk was made with a different preprocessing config."""
+
+
+class PseudoFakeSettingsMismatch(CacheConfigMismatch):
+    """The cache holds pseudo-fakes made with other settings than those asked."""
 
 
 class CacheFormatError(ValueError):
@@ -102,19 +120,27 @@ def config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 class Cache:
     """A cache root on disk (see the module docstring for the layout)."""
 
-    def __init__(self, root: str | Path, config: PreprocessConfig) -> None:
+    def __init__(self, root: str | Path, config: PreprocessConfig,
+                 pseudo_fakes: Mapping[str, Any] | None = None) -> None:
         self.root = Path(root)
         self.config = config
+        #: how the cache's pseudo-fakes were made (cache.json ``pseudo_fakes``); None when it has none
+        #: recorded (no pseudo-fakes, or a cache made before the settings were stored)
+        self.pseudo_fakes: dict[str, Any] | None = None if pseudo_fakes is None else _plain(pseudo_fakes)
         self.entries_dir = self.root / "entries"
         self.failed_dir = self.root / "failed"
 
     # ---- opening -----------------------------------------------------------------------------
     @classmethod
-    def create(cls, root: str | Path, config: PreprocessConfig) -> Cache:
+    def create(cls, root: str | Path, config: PreprocessConfig,
+               pseudo_fakes: Mapping[str, Any] | None = None) -> Cache:
         """Open ``root`` for writing with ``config``; create it if new.
 
         Raises ``CacheConfigMismatch`` (listing the differing fields) if ``root`` holds a cache
-        made with another config: caches are never mixed.
+        made with another config: caches are never mixed. ``pseudo_fakes``: the settings of the
+        pseudo-fakes about to be written (``PseudoFakeConfig.to_dict()``), recorded in cache.json;
+        :class:`PseudoFakeSettingsMismatch` if the cache holds pseudo-fakes made otherwise
+        (:meth:`record_pseudo_fakes`).
         """
         root = Path(root)
         meta_path = root / "cache.json"
@@ -125,6 +151,8 @@ class Cache:
                 raise CacheConfigMismatch(
                     f"{root} holds a cache made with another preprocessing config (hash "
                     f"{cache.config.hash}, asked {config.hash}; {diff}). Use another output folder.")
+            if pseudo_fakes is not None:
+                cache.record_pseudo_fakes(pseudo_fakes)
             return cache
         if root.exists() and any(p for p in root.iterdir() if not p.name.startswith(".")):
             raise FileExistsError(f"{root} exists, is not empty and is not a forensight cache; "
@@ -132,10 +160,11 @@ class Cache:
         root.mkdir(parents=True, exist_ok=True)
         (root / "entries").mkdir(exist_ok=True)
         (root / "failed").mkdir(exist_ok=True)
-        atomic_write_text(meta_path, json.dumps(
-            {"format": FORMAT_VERSION, "config_hash": config.hash, "preprocess": config.to_dict()}, indent=2),
-            what="the cache header")
-        return cls(root, config)
+        header: dict[str, Any] = {"format": FORMAT_VERSION, "config_hash": config.hash, "preprocess": config.to_dict()}
+        if pseudo_fakes is not None:
+            header[PSEUDO_KEY] = _plain(pseudo_fakes)
+        atomic_write_text(meta_path, json.dumps(header, indent=2), what="the cache header")
+        return cls(root, config, pseudo_fakes)
 
     @classmethod
     def open(cls, root: str | Path, expect_hash: str | None = None) -> Cache:
@@ -161,7 +190,45 @@ class Cache:
             raise CacheConfigMismatch(
                 f"{root} was preprocessed with config {config.hash}, but the model expects {expect_hash}: "
                 "preprocess the videos again with the model's config (it is stored in the checkpoint)")
-        return cls(root, config)
+        return cls(root, config, meta.get(PSEUDO_KEY))
+
+    def record_pseudo_fakes(self, settings: Mapping[str, Any]) -> None:
+        """Record in cache.json that the cache's pseudo-fakes are made with ``settings``, or check it.
+
+        The settings already known are those in cache.json, else (a cache made before they were
+        recorded) those stored in its pseudo-fake entries. If they differ from ``settings`` (or the
+        old entries themselves disagree), raises :class:`PseudoFakeSettingsMismatch` naming each
+        differing setting, and nothing is written.
+        """
+        asked = _plain(settings)
+        known = [self.pseudo_fakes] if self.pseudo_fakes is not None else self._pseudo_fakes_in_entries()
+        if len(known) > 1:
+            raise PseudoFakeSettingsMismatch(
+                f"{self.root} already holds pseudo-fakes made with {len(known)} different settings "
+                f"({'; '.join(json.dumps(k, sort_keys=True) for k in known)}): it cannot record one; "
+                "make the pseudo-fakes again into a new output folder")
+        if known and known[0] != asked:
+            diff = "; ".join(config_diff(known[0], asked))
+            raise PseudoFakeSettingsMismatch(
+                f"{self.root} holds pseudo-fakes made with other settings (the cache's != asked: {diff}). "
+                "One cache never mixes pseudo-fakes made two ways: rerun with the stored settings "
+                "(to add videos or resume) or use another output folder.")
+        if self.pseudo_fakes == asked:
+            return
+        meta_path = self.root / "cache.json"
+        meta = json.loads(meta_path.read_text())
+        meta[PSEUDO_KEY] = asked
+        atomic_write_text(meta_path, json.dumps(meta, indent=2), what="the cache header")
+        self.pseudo_fakes = asked
+
+    def _pseudo_fakes_in_entries(self) -> list[dict[str, Any]]:
+        """The distinct pseudo-fake settings stored in the entries' meta.json (for older caches)."""
+        found: list[dict[str, Any]] = []
+        for meta_path in sorted(self.entries_dir.glob("*/meta.json")):
+            conf = (json.loads(meta_path.read_text()).get("pseudo") or {}).get("config")
+            if conf is not None and _plain(conf) not in found:
+                found.append(_plain(conf))
+        return found
 
     # ---- writing -----------------------------------------------------------------------------
     def entry_dir(self, video_id: str) -> Path:
@@ -352,6 +419,11 @@ def _row(m: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"video_id": m["video_id"], "dataset": rec["dataset"], "method": rec["method"],
             "compression": rec["compression"], "label": rec["label"], "split": rec["split"],
             "path": rec["path"], **extra}
+
+
+def _plain(d: Mapping[str, Any]) -> dict[str, Any]:
+    """``d`` as it reads back from JSON (tuples become lists), so stored and asked settings compare equal."""
+    return json.loads(json.dumps(dict(d)))
 
 
 def _json_default(o: Any) -> Any:

@@ -209,17 +209,21 @@ def cmd_robustness(a: argparse.Namespace) -> int:
 
 
 def cmd_study(a: argparse.Namespace) -> int:
+    from forensight.config import study_recipe
     from forensight.study import format_cells, format_diffs, run_study
 
-    train = {"max_epochs": a.epochs, "patience": a.patience, "batch_size": a.batch_size, "lr": a.lr,
+    model_yaml, train_yaml = study_recipe(a.config)
+    flags = {"max_epochs": a.epochs, "patience": a.patience, "batch_size": a.batch_size, "lr": a.lr,
              "accelerator": a.accelerator, "devices": a.devices}
+    train = {**train_yaml, **{k: v for k, v in flags.items() if v is not None}}
     if a.generalisation:
-        return _generalisation(a, train)
+        return _generalisation(a, train, model_yaml)
     if a.cache is None:
         raise ValueError("forensight study needs --cache (only --generalisation makes its own data)")
     a.regions = a.regions or ["frame", "full", "eyes", "mouth"]
+    model = {**model_yaml, **({"input_size": a.input_size} if a.input_size else {})}
     res = run_study(a.cache, a.out, regions=tuple(a.regions), heads=tuple(a.heads), family=a.family,
-                    seeds=tuple(a.seeds), train=train, model_overrides={"input_size": a.input_size},
+                    seeds=tuple(a.seeds), train=train, model_overrides=model,
                     n_bootstrap=a.bootstrap, methods=tuple(a.methods or ()), progress=not a.quiet,
                     tune_trials=a.tune, tune_seeds=tuple(a.tune_seeds))
     print(format_cells(res.cells))
@@ -261,19 +265,23 @@ def cmd_tune(a: argparse.Namespace) -> int:
     return 0
 
 
-def _generalisation(a: argparse.Namespace, train: dict[str, Any]) -> int:
-    """``study --generalisation``: make the data (unless --cache), run the study, print the table."""
+def _generalisation(a: argparse.Namespace, train: dict[str, Any], model: dict[str, Any]) -> int:
+    """``study --generalisation``: make the data (unless --cache), run the study, print the table.
+
+    Recipe: the demo's (``DemoConfig.train()`` / ``model_overrides()``), then ``--config``'s
+    sections (``model`` / ``train``, already in ``model`` / ``train``), then the flags."""
     from forensight.config import DemoConfig
     from forensight.generalisation import prepare_data, run_generalisation
 
     demo = DemoConfig()
-    train = {**demo.train(), **{k: v for k, v in train.items() if v is not None}}
+    train = {**demo.train(), **train}
+    model = {**demo.model_overrides(), **model, **({"input_size": a.input_size} if a.input_size else {})}
     regions = tuple(a.regions or ("full", "mouth"))
-    size = a.input_size or demo.size
+    size = model["input_size"]
     cache = a.cache or prepare_data(a.out, pairs=a.pairs, per_video=a.per_video, size=size, regions=regions,
                                     workers=a.workers, progress=not a.quiet)
     res = run_generalisation(cache, a.out, regions=regions, heads=tuple(a.heads), seeds=tuple(a.seeds),
-                             family=a.family, train=train, model_overrides={"input_size": size},
+                             family=a.family, train=train, model_overrides=model,
                              n_bootstrap=a.bootstrap, progress=not a.quiet)
     print(res.table_md.read_text() if res.table_md else "")
     print(f"wrote {res.table_md}, {res.table_csv}, {res.plot}  [{res.seconds:.0f} s]")
@@ -600,6 +608,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", type=lambda t: [int(v) for v in _csv_list(t)], default=[0, 1, 2, 3, 4])
     s.add_argument("--methods", type=_csv_list, help="only the fakes of these methods (and all reals)")
     s.add_argument("--input-size", type=int, help="override the presets' input side (pixels)")
+    s.add_argument("--config", type=Path, metavar="RECIPE.yaml",
+                   help="the recipe of every run: a `model:` section of knobs applied to each cell's preset "
+                        "(e.g. feature_norm, feature_dropout) and a `train:` section (e.g. weight_decay, "
+                        "max_epochs); the flags below override it. The study sets name/arch/region/pooling "
+                        "and seed/methods/fakes itself (e.g. configs/experiments/recipe_alt.yaml)")
     s.add_argument("--epochs", type=int)
     s.add_argument("--patience", type=int)
     s.add_argument("--batch-size", type=int)

@@ -1000,3 +1000,41 @@ def load_experiment(path: str | Path | None = None, *, preprocess_preset: str = 
         model=resolve_model_config(model, path, model_overrides),
         train=merge(TrainConfig, yaml_section(path, "train"), train),
     )
+
+
+#: Fields a study sets per run itself, so a study recipe may not set them: the model's preset
+#: identity and region (per cell), and the training seed and choice of fakes (per run / row).
+STUDY_MODEL_KEYS = ("name", "arch", "region", "pooling")
+STUDY_TRAIN_KEYS = ("seed", "methods", "fakes")
+
+
+def study_recipe(path: str | Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The recipe a study applies to every run, read from an experiment YAML: ``(model, train)``.
+
+    ``model``: the YAML's ``model:`` section as overrides of each cell's preset (e.g.
+    ``feature_norm``, ``feature_dropout``, ``dropout``, ``lstm_hidden``, ``input_size``);
+    ``train``: its ``train:`` section (fields of :class:`TrainConfig`). Keys the study sets per run
+    (:data:`STUDY_MODEL_KEYS`, :data:`STUDY_TRAIN_KEYS`) are refused, naming them, rather than
+    ignored; so are keys that are no field of :class:`RegionModelConfig` / :class:`TrainConfig`,
+    and a file with neither section. ``path`` None: two empty dicts.
+    """
+    if path is None:
+        return {}, {}
+    data = load_yaml(path)
+    if not {"model", "train"} & set(data):
+        raise ValueError(f"{path}: a study recipe needs a `model:` and/or `train:` section (got keys {sorted(data)})")
+    out = []
+    for section, cls, fixed in (("model", RegionModelConfig, STUDY_MODEL_KEYS), ("train", TrainConfig, STUDY_TRAIN_KEYS)):
+        sec = data.get(section) or {}
+        if not isinstance(sec, dict):
+            # a bad file, not a bad argument: ValueError, which the CLI reports as a usage error
+            raise ValueError(f"{path}: section {section!r} must be a mapping, got {type(sec).__name__}")  # noqa: TRY004
+        bad = [k for k in sec if k in fixed]
+        if bad:
+            raise ValueError(f"{path}: the study sets {bad} of the {section} itself (per run); remove them from the "
+                             f"`{section}:` section (a recipe holds only knobs shared by every run)")
+        unknown = sorted(set(sec) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"{path}: unknown {section} fields {unknown} (fields of {cls.__name__})")
+        out.append(dict(sec))
+    return out[0], out[1]

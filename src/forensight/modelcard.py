@@ -39,7 +39,8 @@ UNKNOWN_CARD = ("unknown: this model file predates model cards (it does not say 
 
 
 def training_card(splits: Mapping[str, Iterable[Any]], *, cache: str = "", preprocess_hash: str = "",
-                  now: _dt.datetime | None = None, fakes: str = "real") -> dict[str, Any]:
+                  now: _dt.datetime | None = None, fakes: str = "real",
+                  pseudo_settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The model card of a training run.
 
     Args:
@@ -49,6 +50,8 @@ def training_card(splits: Mapping[str, Iterable[Any]], *, cache: str = "", prepr
         preprocess_hash: that cache's preprocessing hash.
         now: the training time (default: now, UTC).
         fakes: the run's ``TrainConfig.fakes``.
+        pseudo_settings: how the cache's pseudo-fakes were made (``Cache.pseudo_fakes``); stored as
+            ``fakes.settings`` when the run trained on pseudo-fakes (None: not recorded, an older cache).
     """
     from forensight.records import is_pseudo
 
@@ -70,7 +73,8 @@ def training_card(splits: Mapping[str, Iterable[Any]], *, cache: str = "", prepr
     when = (now or _dt.datetime.now(_dt.UTC)).astimezone(_dt.UTC)
     return {"datasets": dict(sorted(datasets.items())), "methods": dict(sorted(methods.items())), "videos": videos,
             "synthetic_only": bool(total) and synthetic == total,
-            "fakes": {"mode": str(fakes), "dataset": n_fake - n_pseudo, "pseudo": n_pseudo},
+            "fakes": {"mode": str(fakes), "dataset": n_fake - n_pseudo, "pseudo": n_pseudo,
+                      **({"settings": dict(pseudo_settings)} if n_pseudo and pseudo_settings is not None else {})},
             "trained_at": when.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
             "cache": str(cache), "preprocess_hash": str(preprocess_hash)}
 
@@ -128,11 +132,19 @@ def card_lines(card: Mapping[str, Any] | None) -> list[str]:
              f"methods: {fmt(card.get('methods') or {})}",
              *([(f"fakes: {fk.get('mode')} ({fk.get('dataset', 0)} dataset fakes, {fk.get('pseudo', 0)} "
                  "pseudo-fakes made from its real videos)")] if (fk := card.get("fakes")) else []),
+             *([_pseudo_line(fk["settings"])] if fk and fk.get("settings") else []),
              f"trained {card.get('trained_at', '?')}"]
     w = card_warning(card)
     if w:
         lines.append(f"WARNING: {w}")
     return lines
+
+
+def _pseudo_line(st: Mapping[str, Any]) -> str:
+    """How the pseudo-fakes were made, in one line."""
+    return (f"pseudo-fakes: {','.join(st.get('kinds') or [])}, {st.get('per_video')} per real video, region "
+            f"{st.get('region')}, sparsity {st.get('sparsity')}, {'per-frame' if st.get('per_frame') else 'per-video'} "
+            f"parameters, seed {st.get('seed')}")
 
 
 def _num(v: Any, digits: int = 3) -> str:

@@ -647,6 +647,10 @@ def run_preprocess(records: Sequence[VideoRecord], root: str | Path, cfg: Prepro
     A real video counts as done before only when its pseudo-fakes are also done (or failed, unless
     ``retry_failed``). A set of records with no real video is refused (ValueError).
 
+    The pseudo-fake settings are recorded in the cache's ``cache.json`` (``pseudo_fakes``); a cache
+    holding pseudo-fakes made with other settings is refused (:class:`forensight.cache.PseudoFakeSettingsMismatch`,
+    naming the differing settings) before anything is written.
+
     Raises ``CacheConfigMismatch`` if ``root`` was made with another config. Videos already in
     the cache are skipped, and so are earlier failures unless ``retry_failed``.
 
@@ -665,7 +669,7 @@ def run_preprocess(records: Sequence[VideoRecord], root: str | Path, cfg: Prepro
         if n_real == 0:
             raise ValueError(f"pseudo-fakes are made from real videos, and none of the {len(records)} input "
                              "videos is real (label 0): give a folder with real/ (or a CSV with label 0 rows)")
-    cache = Cache.create(root, cfg)
+    cache = Cache.create(root, cfg, pseudo_fakes=None if pseudo is None else pseudo.to_dict())
     cache.clean_partial()
     mine = shard_records(records, shard)
     ids = [r.video_id for r in mine]

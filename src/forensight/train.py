@@ -108,7 +108,8 @@ class ClipDataModule(L.LightningDataModule):
             return [rec for vid, rec in ds.records.items() if vid in vids]
 
         return training_card({"train": used(self.train_ds), "val": used(self.val_ds)}, cache=str(self.cache.root),
-                             preprocess_hash=self.cache.config.hash, fakes=self.cfg.fakes)
+                             preprocess_hash=self.cache.config.hash, fakes=self.cfg.fakes,
+                             pseudo_settings=self.cache.pseudo_fakes)
 
     def summary(self) -> dict[str, Any]:
         """Counts recorded in the run's config.yaml."""
