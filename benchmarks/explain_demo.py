@@ -10,7 +10,8 @@ cache entries), then one table and one figure:
   manipulated area, that area's share of the crop (what a uniform map scores), their ratio
   (lift) and the pointing game (the map's peak inside the area), each per-video value first
   averaged over the seeds, with a percentile bootstrap 95 % interval over videos
-  (:func:`forensight.explain.summarise_area_scores`); plus the per-seed means (do seeds agree?);
+  (:func:`forensight.explain.summarise_area_scores`); plus the per-seed means (do seeds agree?)
+  and the share of manipulated frames whose map is all 0 (nothing raised the fake score there);
 * ``<stem>.csv``, ``<stem>.md`` and ``<stem>.png`` in ``--out`` (``--stem``, default ``explain_demo``).
 
     python benchmarks/explain_demo.py --cache CACHE --out DIR [--stem NAME] RUN [RUN ...]
@@ -78,6 +79,7 @@ def table(rows: list[dict[str, object]], n_boot: int = 2000) -> list[dict[str, o
                           for sd in seeds] for k in ("energy_inside", "pointing_hit")}
         out.append({"training": training, "region": region, "head": head, "method": method, "seeds": len(seeds),
                     "videos": s["videos"], "frames_per_video": s["frames"] / max(1, s["videos"]),
+                    "zero_maps": sum(int(r["n_zero_maps"]) for r in sel) / max(1, sum(int(r["n_frames"]) for r in sel)),
                     **{k: s[k] for k in KEYS}, **{f"{k}_lo": s[f"{k}_ci"][0] for k in KEYS},
                     **{f"{k}_hi": s[f"{k}_ci"][1] for k in KEYS},
                     "energy_inside_per_seed": " ".join(f"{v:.3f}" for v in seed_means["energy_inside"]),
@@ -135,8 +137,8 @@ def main() -> None:
 
     write_table(tab, None, a.out / f"{a.stem}.csv")
     lines = [("| training | region | head | method | seeds | videos | energy inside [95% CI] | area share | lift | "
-              "pointing game [95% CI] | energy per seed | pointing per seed |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "pointing game [95% CI] | zero maps | energy per seed | pointing per seed |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     def ci(t: dict[str, object], k: str) -> str:
         return "–" if t[k] is None else f"{t[k]:.3f} [{t[k + '_lo']:.3f}, {t[k + '_hi']:.3f}]"
 
@@ -144,7 +146,7 @@ def main() -> None:
         lines.append(f"| {t['training']} | {t['region']} | {t['head']} | {t['method']} | {t['seeds']} | {t['videos']} | "
                      f"{ci(t, 'energy_inside')} | {t['area_share']:.3f} | "
                      f"{'–' if t['lift'] is None else format(t['lift'], '.2f')} | {ci(t, 'pointing_hit')} | "
-                     f"{t['energy_inside_per_seed']} | {t['pointing_hit_per_seed']} |")
+                     f"{t['zero_maps']:.1%} | {t['energy_inside_per_seed']} | {t['pointing_hit_per_seed']} |")
     (a.out / f"{a.stem}.md").write_text("\n".join(lines) + "\n")
     plot(tab, a.out / f"{a.stem}.png", a.title)
     print("\n".join(lines))
