@@ -87,33 +87,46 @@ def table(rows: list[dict[str, object]], n_boot: int = 2000) -> list[dict[str, o
     return out
 
 
+def _value(cell: dict[str, object] | None, key: str) -> float:
+    return np.nan if cell is None or cell[key] is None else float(cell[key])  # type: ignore[arg-type]
+
+
 def plot(tab: list[dict[str, object]], path: Path, suptitle: str) -> None:
+    """One row of panels per (region, head): energy inside and pointing game per test method, one
+    bar per training (95 % bootstrap interval), the area's share of the crop as a red tick."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{'' if t['training'] == '-' else str(t['training']) + ' '}{t['region']} {t['head']}\n{t['method']}"
-              for t in tab]
-    x = np.arange(len(tab))
-    fig, axes = plt.subplots(1, 2, figsize=(max(8, 0.75 * len(tab) + 3), 4.2), sharey=True)
-    for ax, key, title in ((axes[0], "energy_inside", "share of map energy inside the area"),
-                           (axes[1], "pointing_hit", "pointing game: peak inside the area")):
-        v = np.array([t[key] if t[key] is not None else np.nan for t in tab], float)
-        lo = np.array([t[f"{key}_lo"] if t[f"{key}_lo"] is not None else np.nan for t in tab], float)
-        hi = np.array([t[f"{key}_hi"] if t[f"{key}_hi"] is not None else np.nan for t in tab], float)
-        colours = ["#1f5fbf" if t["head"] == "attention" else "#9ca3af" for t in tab]
-        ax.bar(x, v, color=colours, yerr=[v - lo, hi - v], capsize=3, label="maps, 95 % bootstrap CI (blue: attention head, grey: control)")
-        ax.scatter(x, [t["area_share"] for t in tab], marker="_", s=400, color="#c62828", zorder=3,
-                   label="area's share of the crop (uniform map)")
-        ax.set_xticks(x, labels, rotation=60, ha="right", fontsize=8)
-        ax.set_ylim(0, 1)
-        ax.set_title(title, fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=8, loc="upper left")
+    rows = sorted({(t["region"], t["head"]) for t in tab})
+    order = ["-", "supervised_f2f", "pseudo", "both"]
+    trainings = sorted({str(t["training"]) for t in tab}, key=lambda tr: (order.index(tr) if tr in order else 99, tr))
+    palette = ["#9ca3af", "#1f5fbf", "#e08a1e", "#2e7d32", "#7b1fa2"]
+    fig, axes = plt.subplots(len(rows), 2, figsize=(11, 2.9 * len(rows) + 0.8), sharey=True, squeeze=False)
+    width = 0.8 / len(trainings)
+    for (region, head), pair in zip(rows, axes):
+        sel = [t for t in tab if (t["region"], t["head"]) == (region, head)]
+        methods = sorted({t["method"] for t in sel})
+        x = np.arange(len(methods))
+        for ax, key, title in ((pair[0], "energy_inside", "share of map energy inside the area"),
+                               (pair[1], "pointing_hit", "pointing game: peak inside the area")):
+            for j, tr in enumerate(trainings):
+                cells = {t["method"]: t for t in sel if t["training"] == tr}
+                v, lo, hi = (np.array([_value(cells.get(m), k) for m in methods])
+                             for k in (key, key + "_lo", key + "_hi"))
+                ax.bar(x + (j - (len(trainings) - 1) / 2) * width, v, width, yerr=[v - lo, hi - v], capsize=2,
+                       color=palette[j % len(palette)], label=None if tr == "-" else f"trained: {tr}")
+            share = [np.nanmean([float(t["area_share"]) for t in sel if t["method"] == m]) for m in methods]
+            ax.scatter(x, share, marker="_", s=700, color="#c62828", zorder=3, label="area's share of the crop")
+            ax.set_xticks(x, methods, fontsize=8)
+            ax.set_ylim(0, 1)
+            ax.set_title(f"{region} / {head}: {title}", fontsize=9)
+            ax.grid(axis="y", alpha=0.3)
+    axes[0][0].legend(fontsize=7, loc="upper left")
     fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
 
 
 def main() -> None:
@@ -122,6 +135,8 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, help="cache of synthetic fakes (needed to evaluate new runs)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--stem", default="explain_demo", help="name of the table / figure files")
+    ap.add_argument("--plot-only", action="append", default=[], metavar="COLUMN=VALUE",
+                    help="plot only the table rows with this value (e.g. head=control); repeatable")
     ap.add_argument("--title", default="Do the demo models' Grad-CAM maps point at the manipulated area? "
                                        "(test fakes, seeds pooled)")
     a = ap.parse_args()
@@ -148,7 +163,8 @@ def main() -> None:
                      f"{'–' if t['lift'] is None else format(t['lift'], '.2f')} | {ci(t, 'pointing_hit')} | "
                      f"{t['zero_maps']:.1%} | {t['energy_inside_per_seed']} | {t['pointing_hit_per_seed']} |")
     (a.out / f"{a.stem}.md").write_text("\n".join(lines) + "\n")
-    plot(tab, a.out / f"{a.stem}.png", a.title)
+    keep = [kv.split("=", 1) for kv in a.plot_only]
+    plot([t for t in tab if all(str(t[k]) == v for k, v in keep)], a.out / f"{a.stem}.png", a.title)
     print("\n".join(lines))
     print(f"wrote {a.out}/{a.stem}.csv, {a.stem}.md, {a.stem}.png")
 
