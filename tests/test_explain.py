@@ -449,3 +449,55 @@ def test_evaluate_explain_writes_explain_csv(tmp_path) -> None:
     with pytest.raises(ValueError, match="needs the crops"):
         evaluate(model, tmp_path / "cache", tmp_path / "eval2", explain=True, features=True, device="cpu",
                  progress=False)
+
+
+@pytest.mark.slow
+def test_evaluate_explain_scores_pseudo_fakes_against_their_stored_truth(tmp_path, face_video) -> None:
+    """A real video → preprocess with pseudo-fakes (2 self-blends, 2 part drifts) → a model file →
+    ``evaluate(explain=True)``: the pseudo-fakes get explain.csv rows (method pseudo_sbi / pseudo_vb)
+    with finite scores; one whose stored truth was emptied is skipped and named, not a crash."""
+    import csv
+
+    from forensight.cache import Cache
+    from forensight.evaluate import evaluate, known_areas
+    from forensight.preprocess import run_preprocess
+    from forensight.pseudofake import PseudoFakeConfig
+    from forensight.records import VideoRecord
+
+    pp = PreprocessConfig(num_frames=8, regions=("full",), size=48)
+    real = VideoRecord(face_video, 0, "test", "x", "original", "raw", "a")
+    s = run_preprocess([real], tmp_path / "cache", pp, workers=1, progress=False,
+                       pseudo=PseudoFakeConfig(per_video=4, region="face"))
+    assert s.done == 1 and s.pseudo_done == 4, str(s)
+    cache = Cache.open(tmp_path / "cache")
+    pseudo = sorted(r["video_id"] for r in cache.rows() if r["method"].startswith("pseudo_"))
+    assert known_areas(cache.load(real.video_id)) is None
+    entry = cache.load(pseudo[0])
+    areas = known_areas(entry)
+    truth = entry.meta["pseudo"]
+    assert sorted(areas) == [int(entry.indices[k]) for k in truth["positions"]] == truth["manipulated_frames"]
+    # emptied truth (as a generator that blended nothing would leave it): skipped, named
+    meta_path = cache.entry_dir(pseudo[-1]) / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["pseudo"].update(positions=[], manipulated_frames=[], boxes=[], weights=[])
+    meta_path.write_text(json.dumps(meta))
+    assert known_areas(cache.load(pseudo[-1])) == {}
+
+    torch.manual_seed(0)
+    mc = get_model_config("region_tiny_attention", input_size=48)
+    model = save_model_file(tmp_path / "model.pt", build_model(mc, pretrained=False), mc, pp, None, threshold=0.0,
+                            val_metrics={})
+    res = evaluate(model, tmp_path / "cache", tmp_path / "eval", explain=True, n_bootstrap=20, device="cpu",
+                   progress=False)
+    ex = res.metrics["explain"]
+    with (tmp_path / "eval" / "explain.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["video_id"] for r in rows) == pseudo[:-1] and ex["videos"] == 3
+    assert set(ex["skipped"]) == {pseudo[-1]} and "no manipulated area" in ex["skipped"][pseudo[-1]]
+    assert {r["method"] for r in rows} == {"pseudo_sbi", "pseudo_vb"} == set(ex["by_method"])
+    for r in rows:
+        assert int(r["n_frames"]) == 4 and 0 < float(r["area_share"]) < 1  # the face parts, not the whole crop
+        assert 0 <= float(r["energy_inside"]) <= 1 and 0 <= float(r["pointing_hit"]) <= 1
+    for key in ("energy_inside", "area_share", "pointing_hit"):
+        lo, hi = ex[key + "_ci"]
+        assert np.isfinite([ex[key], lo, hi]).all() and lo <= ex[key] <= hi

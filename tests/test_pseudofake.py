@@ -19,6 +19,7 @@ from forensight.pseudofake import (
     make_pseudofake,
     plan_pseudofake,
     pseudo_records,
+    truth_areas,
 )
 from forensight.records import PreprocessError, VideoRecord, keep_fake
 
@@ -97,6 +98,35 @@ def test_frames_outside_the_bursts_are_untouched_and_ground_truth_is_complete(cl
     covered = {k for a, b in gt["bursts"] for k in range(a, b)}
     assert covered == pos
     json.dumps(gt)  # storable as is
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_stored_truth_becomes_per_frame_areas_in_native_frame_pixels(clip, kind) -> None:
+    """``truth_areas``: the boxes stored per manipulated SAMPLE are keyed by the source FRAME number
+    of that sample, and each box holds every pixel the blend changed in that frame (native pixels)."""
+    frames, lms = clip
+    nums = np.arange(16) * 3 + 5  # sample k is frame 3k + 5: positions and frame numbers differ
+    out, gt = make_pseudofake(frames, lms, kind, "face", seed=11, sparsity=0.5, frame_numbers=nums)
+    stored = json.loads(json.dumps(gt))  # as it comes back from a cache entry's meta.json
+    areas = truth_areas(stored, nums)
+    assert sorted(areas) == [int(nums[k]) for k in stored["positions"]]
+    for k, box in zip(stored["positions"], stored["boxes"]):
+        assert areas[int(nums[k])] == [float(v) for v in box]
+        x0, y0, x1, y1 = (int(v) for v in areas[int(nums[k])])
+        changed = np.abs(out[k].astype(int) - frames[k]).max(-1) > 3
+        assert changed.any() and not changed[:y0].any() and not changed[y1:].any()
+        assert not changed[:, :x0].any() and not changed[:, x1:].any()
+    # an empty box (nothing blended above 1 %) or a missing one is left out; no truth gives {}
+    holes = {**stored, "boxes": [None, [7, 7, 7, 9]] + stored["boxes"][2:]}
+    assert sorted(truth_areas(holes, nums)) == sorted(areas)[2:]
+    assert truth_areas({}) == {} and truth_areas({"manipulated_frames": [], "boxes": []}, nums) == {}
+    # inconsistent truth is a clear error
+    with pytest.raises(ValueError, match="8 manipulated frames but 7 boxes"):
+        truth_areas({**stored, "boxes": stored["boxes"][:-1]})
+    with pytest.raises(ValueError, match="does not sample frame"):
+        truth_areas(stored, nums + 1)
+    with pytest.raises(ValueError, match="not 4"):
+        truth_areas({**stored, "boxes": [[1, 2, 3]] + stored["boxes"][1:]})
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))

@@ -12,9 +12,10 @@ attention shares), ``clip_scores.csv``, ``roc.png``, ``confusion.png``, ``reliab
 when the fakes know their manipulated frames (synthetic data), ``localisation.csv`` with the
 frame-level AUC of the attention against them and the attention mass inside them (summary in
 ``metrics.json``). With ``explain=True`` (``evaluate --explain``): ``explain.csv``, one row per fake
-whose manipulated AREA is known (synthetic data), scoring the Grad-CAM maps of its manipulated
-scored frames against it (:func:`forensight.explain.video_area_scores`), summary with bootstrap
-intervals in ``metrics.json["explain"]``.
+whose manipulated AREA is known (:func:`known_areas`: synthetic fakes and pseudo-fakes), scoring
+the Grad-CAM maps of its manipulated scored frames against it
+(:func:`forensight.explain.video_area_scores`), summary with bootstrap intervals in
+``metrics.json["explain"]`` (the fakes that got no row, and why, under ``skipped``).
 
 Calibration: ``metrics.json`` holds ``ece`` (15 equal-width bins of P(fake)) and ``brier`` of the
 P(fake) the model reports, and ``calibration`` with the uncalibrated figures, the reliability
@@ -25,6 +26,7 @@ then says) and stores it in the model file, so ``detect`` reports ``sigmoid(logi
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +34,12 @@ from typing import Any
 
 import numpy as np
 
-from forensight.cache import Cache
+from forensight.cache import Cache, CacheEntry
 from forensight.config import EvaluateConfig, merge
 from forensight.modelfile import LoadedModel, load_model_file
 from forensight.scoring import ClipPredictions, resolve_device, score_split, video_attention
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -100,11 +104,13 @@ def evaluate(model: str | Path | LoadedModel, cache_root: str | Path, out_dir: s
         from forensight.explain import EXPLAIN_COLUMNS, summarise_area_scores
         from forensight.report import write_table
 
-        ex_rows = _explain_rows(cache, ds, preds, lm)
+        ex_rows, ex_skipped = _explain_rows(cache, ds, preds, lm)
         metrics["explain"] = {
             **summarise_area_scores(ex_rows, n_boot=max(1, cfg.n_bootstrap)),
             "method": "Grad-CAM of the clip logit, last conv block (model.cam_layer())",
-            "truth": "synthetic dataset.json boxes of the blended region per manipulated frame",
+            "truth": "per manipulated frame, the box of the blended region: synthetic fakes from their "
+                     "dataset.json, pseudo-fakes from the ground truth stored in their cache entry",
+            "skipped": ex_skipped,
             "by_method": {m: summarise_area_scores([r for r in ex_rows if r["method"] == m],
                                                    n_boot=max(1, cfg.n_bootstrap))
                           for m in sorted({r["method"] for r in ex_rows})}}
@@ -272,26 +278,63 @@ def _localisation(records: dict[str, Any], preds: ClipPredictions) -> list[dict[
     return rows
 
 
-def _explain_rows(cache: Cache, ds: Any, preds: ClipPredictions, lm: LoadedModel) -> list[dict[str, Any]]:
-    """Per fake video whose manipulated area is known (:func:`forensight.synth.manipulated_areas`):
-    its Grad-CAM maps on the manipulated scored frames against those areas
-    (:func:`forensight.explain.video_area_scores`), with the crops' geometry from the cache."""
+def known_areas(entry: CacheEntry) -> dict[int, list[float]] | None:
+    """WHERE a cached fake is manipulated, whichever source knows it: per manipulated source frame
+    number, the ``[x0, y0, x1, y1]`` box (native frame pixel edges) of the blended area.
+
+    * pseudo-fakes (method ``pseudo_*``): the ground truth stored in the entry at preprocessing
+      time (``meta["pseudo"]``, :func:`forensight.pseudofake.truth_areas`, checked against the
+      entry's sampled frame numbers); ``{}`` when it holds no box;
+    * other fakes: the synthetic dataset's ``dataset.json`` by the video's path
+      (:func:`forensight.synth.manipulated_areas`); None outside a synthetic dataset.
+
+    None for real videos. ValueError when the stored truth is inconsistent.
+    """
+    from forensight.pseudofake import truth_areas
+    from forensight.records import is_pseudo
+    from forensight.synth import manipulated_areas
+
+    rec = entry.record
+    if rec.label != 1:
+        return None
+    if is_pseudo(rec.method):
+        return truth_areas(entry.meta.get("pseudo") or {}, np.asarray(entry.indices))
+    return manipulated_areas(rec.path)
+
+
+def _explain_rows(cache: Cache, ds: Any, preds: ClipPredictions, lm: LoadedModel
+                  ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Per fake video whose manipulated area is known (:func:`known_areas`: synthetic fakes and
+    pseudo-fakes): its Grad-CAM maps on the manipulated scored frames against those areas
+    (:func:`forensight.explain.video_area_scores`), with the crops' geometry from the cache.
+
+    Returns the rows and ``{video_id: why}`` for the fakes with a known source of truth that got
+    no row (no stored area, an inconsistent truth, no manipulated frame among the scored ones)."""
     from forensight.explain import unit_square_affine, video_area_scores
     from forensight.records import FaceTrack
     from forensight.regions import crop_to_frame
-    from forensight.synth import manipulated_areas
 
     spec = lm.input_spec
     by_vid: dict[str, list[int]] = {}
     for i, vid in enumerate(preds.video_ids):
         by_vid.setdefault(vid, []).append(i)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    skipped: dict[str, str] = {}
     for vid, clip_rows in by_vid.items():
-        rec = ds.records[vid]
-        areas = manipulated_areas(rec.path) if rec.label == 1 else None
-        if not areas:
+        if ds.records[vid].label != 1:
             continue
         entry = cache.load(vid, regions=[spec.region])
+        try:
+            areas = known_areas(entry)
+        except ValueError as e:
+            log.warning("explain: %s skipped: %s", vid, e)
+            skipped[vid] = str(e)
+            continue
+        if areas is None:
+            continue
+        if not areas:
+            skipped[vid] = "its stored ground truth holds no manipulated area"
+            continue
         track = FaceTrack(boxes=np.asarray(entry.boxes), landmarks=np.asarray(entry.landmarks),
                           observed=np.asarray(entry.observed))
         video = entry.meta.get("video") or {}
@@ -308,9 +351,11 @@ def _explain_rows(cache: Cache, ds: Any, preds: ClipPredictions, lm: LoadedModel
                     units.append(unit_square_affine(affines[pos[int(f)]], window, side))
                     boxes.append(np.asarray(areas[int(f)], np.float64))
         scores = video_area_scores(cams, units, boxes)
-        if scores is not None:
-            rows.append({"video_id": vid, "method": rec.method, "region": spec.region, **scores})
-    return rows
+        if scores is None:
+            skipped[vid] = "none of its manipulated frames was scored"
+            continue
+        rows.append({"video_id": vid, "method": entry.record.method, "region": spec.region, **scores})
+    return rows, skipped
 
 
 def _write_scores(path: Path, ids: list[str], y: np.ndarray, s: np.ndarray, preds: ClipPredictions,

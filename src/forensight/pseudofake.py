@@ -51,7 +51,7 @@ from forensight.blending import blend, bursts, envelope, hull_mask, roi, warp_ro
 from forensight.records import FAKE, PSEUDO_PREFIX, REAL, PreprocessError, VideoRecord
 
 __all__ = ["KINDS", "MIN_FRAMES", "REGIONS", "PseudoFakeConfig", "PseudoFakePlan", "make_pseudofake",
-           "plan_pseudofake", "pseudo_records", "region_points"]
+           "plan_pseudofake", "pseudo_records", "region_points", "truth_areas"]
 
 #: Generator kinds and the method name their cache entries carry.
 KINDS: dict[str, str] = {"sbi": PSEUDO_PREFIX + "sbi", "vb": PSEUDO_PREFIX + "vb"}
@@ -363,6 +363,48 @@ class PseudoFakePlan:
                 "manipulated_frames": [int(nums[k]) for k in pos], "bursts": [[int(a), int(b)] for a, b in self.bursts],
                 "weights": [round(float(self.env[k]), 3) for k in pos],
                 "boxes": [self.boxes.get(k) for k in pos], "params": params}
+
+
+def truth_areas(truth: dict[str, Any], frame_numbers: Sequence[int] | np.ndarray | None = None
+                ) -> dict[int, list[float]]:
+    """WHERE a pseudo-fake is manipulated, read back from its stored ground truth (the dict of
+    :meth:`PseudoFakePlan.ground_truth`, kept under ``meta["pseudo"]`` of its cache entry): per
+    manipulated source frame number, the ``[x0, y0, x1, y1]`` box (native frame pixel edges, the
+    frame the landmarks and crops live in) where the blend weight exceeds 1 %.
+
+    The boxes are listed per manipulated SAMPLE (``positions``, 0-based sample positions); the keys
+    are their source frame numbers (``manipulated_frames``), the numbers the scoring path reports.
+    ``frame_numbers``: the entry's sampled frame numbers (``CacheEntry.indices``); when given, each
+    position must sample the frame number stored for it. Samples without a box or with an empty one
+    (nothing blended above 1 %) are left out, so a truth without any box gives ``{}``. ValueError
+    when the lists disagree in length, a box is not 4 numbers, or a position is out of range or
+    samples another frame than the one stored.
+    """
+    frames = list(truth.get("manipulated_frames") or [])
+    boxes = list(truth.get("boxes") or [])
+    if not frames and not boxes:
+        return {}
+    if len(frames) != len(boxes):
+        raise ValueError(f"pseudo-fake ground truth lists {len(frames)} manipulated frames but {len(boxes)} boxes")
+    pos = truth.get("positions")
+    if frame_numbers is not None and pos is not None:
+        nums = np.asarray(frame_numbers)
+        if len(pos) != len(frames):
+            raise ValueError(f"pseudo-fake ground truth lists {len(pos)} positions but {len(frames)} frames")
+        for k, f in zip(pos, frames):
+            if not 0 <= int(k) < len(nums) or int(nums[int(k)]) != int(f):
+                raise ValueError(f"pseudo-fake ground truth: sample position {k} does not sample frame {f} "
+                                 f"(the entry has {len(nums)} sampled frames)")
+    out: dict[int, list[float]] = {}
+    for f, b in zip(frames, boxes):
+        if b is None:
+            continue
+        if len(b) != 4:
+            raise ValueError(f"pseudo-fake ground truth: the box of frame {f} has {len(b)} numbers, not 4")
+        x0, y0, x1, y1 = (float(v) for v in b)
+        if x1 > x0 and y1 > y0:
+            out[int(f)] = [x0, y0, x1, y1]
+    return out
 
 
 def _sbi_source(patch: np.ndarray, p: dict[str, Any]) -> np.ndarray:
