@@ -66,6 +66,7 @@ class Recorder:
         self.figures: list[dict[str, Any]] = []
         self.load_before = [round(v, 2) for v in os.getloadavg()]
         self.started = time.time()
+        self.commit = git_commit()  # the code that is measured: the checkout at the start
 
     def add(self, fid: str, label: str, value: float, unit: str, target: str = "", detail: str = "") -> None:
         """One figure: a stable ``fid`` (the table's row key), its label, value, unit, target, detail."""
@@ -76,7 +77,7 @@ class Recorder:
 
     def save(self, out: Path | None = None) -> Path:
         """Write ``benchmarks/results/<benchmark>.json`` (or ``out``); returns the path."""
-        commit, dirty = git_commit()
+        commit, dirty = self.commit
         doc = {"benchmark": self.benchmark, "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)), "commit": commit,
                "dirty": dirty, "machine": machine(self.device),
