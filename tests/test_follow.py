@@ -15,8 +15,13 @@ from hypothesis import strategies as st
 
 from forensight.config import PREPROCESS_PRESETS, PreprocessConfig, stable_hash
 from forensight.faces import sequence
-from forensight.faces.sequence import (SequenceFaceDetector, box_offsets, boxes_from_landmarks, confirm_followed,
-                                       landmark_boxes)
+from forensight.faces.sequence import (
+    SequenceFaceDetector,
+    box_offsets,
+    boxes_from_landmarks,
+    confirm_followed,
+    landmark_boxes,
+)
 from forensight.preprocess import process_frames
 from forensight.records import SampledFrames
 

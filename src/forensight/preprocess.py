@@ -145,8 +145,12 @@ def _detect_pass(
     from forensight.faces.detectors import get_detector
     from forensight.faces.faceness import FaceCheck, skin_fraction
     from forensight.faces.landmarks import get_landmark_predictor
-    from forensight.faces.sequence import (SequenceFaceDetector, box_offsets, boxes_from_landmarks,
-                                           confirm_followed)
+    from forensight.faces.sequence import (
+        SequenceFaceDetector,
+        box_offsets,
+        boxes_from_landmarks,
+        confirm_followed,
+    )
 
     detector = SequenceFaceDetector(get_detector(cfg.detector), max_side=cfg.detect_max_side,
                                     face_px=cfg.detect_face_px, full_every=cfg.detect_full_every,

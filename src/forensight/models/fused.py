@@ -11,6 +11,7 @@ like the model it copies. Built through the registry (``registry.inference_model
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -60,8 +61,8 @@ def fold_batchnorm(module: nn.Module) -> int:
     n = 0
     for child in list(module.modules()):
         names = list(child._modules)
-        pairs = list(zip(names, names[1:])) if isinstance(child, nn.Sequential) else []
-        pairs += [p for p in getattr(child, "conv_bn_pairs", ()) if p[0] in child._modules]
+        pairs = list(itertools.pairwise(names)) if isinstance(child, nn.Sequential) else []
+        pairs += [p for p in getattr(child, "conv_bn_pairs", ()) if p[0] in child._modules and p[1] in child._modules]
         for a, b in pairs:
             conv, bn = child._modules[a], child._modules[b]
             if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats:
