@@ -58,6 +58,20 @@ def make_video(path: Path, seed: int, seconds: float = 10.0, fps: int = 30, size
     write_video(path, talking_head_frames(seed, seconds, fps, size), fps=fps, crf=23)
 
 
+def bench_records(folder: Path, n: int) -> list[VideoRecord]:
+    """``n`` real test records of :func:`make_video` videos ``folder/000.mp4`` ... (seeds 0..n-1),
+    generated where missing: the benchmarks' one set of input videos."""
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i in range(n):
+        p = folder / f"{i:03d}.mp4"
+        if not p.exists():
+            make_video(p, seed=i)
+        records.append(VideoRecord(path=p, label=0, split="test", dataset="bench", method="original",
+                                   compression="c23", name=p.stem))
+    return records
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=8)
@@ -74,23 +88,16 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="forensight-bench-"))
     vid_dir = a.keep or work / "videos"
-    vid_dir.mkdir(parents=True, exist_ok=True)
     # 32 linear frames, frame/full/eyes/mouth at 224, the default face detector
     cfg = PreprocessConfig(**({"detector": a.detector} if a.detector else {}))
     print(f"machine: {platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores, "
           f"python {platform.python_version()}")
     print(f"config {cfg.hash}: sampling={cfg.sampling} frames={cfg.num_frames} regions={cfg.regions} "
           f"size={cfg.size} detector={cfg.detector}@{cfg.detect_max_side}px")
-    paths = []
     t = time.perf_counter()
-    for i in range(a.videos):
-        p = vid_dir / f"{i:03d}.mp4"
-        if not p.exists():
-            make_video(p, seed=i)
-        paths.append(p)
+    records = bench_records(vid_dir, a.videos)
+    paths = [r.path for r in records]
     print(f"generated {a.videos} videos of 10 s 1280x720 30 fps in {time.perf_counter() - t:.1f} s")
-    records = [VideoRecord(path=p, label=0, split="test", dataset="bench", method="original", compression="c23",
-                           name=p.stem) for p in paths]
 
     # 1. decode floor, single process, 1 decoder thread (as in a worker)
     floor = []

@@ -26,13 +26,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from preprocess import make_video  # benchmarks/preprocess.py: the benchmarks' one generated video
+from preprocess import bench_records  # benchmarks/preprocess.py: the benchmarks' one set of videos
 
 from forensight.cache import Cache
 from forensight.config import PreprocessConfig
 from forensight.preprocess import _write_pseudo, process_video
 from forensight.pseudofake import PseudoFakeConfig
-from forensight.records import VideoRecord
 
 
 def main() -> None:
@@ -44,20 +43,12 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="forensight-bench-pseudo-"))
     vid_dir = a.keep or work / "videos"
-    vid_dir.mkdir(parents=True, exist_ok=True)
     cfg = PreprocessConfig()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M %Z')}")
     print(f"config {cfg.hash}: sampling={cfg.sampling} frames={cfg.num_frames} regions={cfg.regions} "
           f"size={cfg.size} detector={cfg.detector}")
-    paths = []
-    for i in range(a.videos):
-        p = vid_dir / f"{i:03d}.mp4"
-        if not p.exists():
-            make_video(p, seed=i)
-        paths.append(p)
-    records = [VideoRecord(path=p, label=0, split="test", dataset="bench", method="original", compression="c23",
-                           name=p.stem) for p in paths]
+    records = bench_records(vid_dir, a.videos)
     cv2.setNumThreads(1)
     conds: dict[str, PseudoFakeConfig | None] = {"plain": None, "K=1": PseudoFakeConfig(per_video=1),
                                                  "K=2": PseudoFakeConfig(per_video=2)}

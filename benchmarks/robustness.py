@@ -39,7 +39,7 @@ from forensight.records import VideoRecord
 from forensight.video import sample_indices
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from preprocess import make_video
+from preprocess import bench_records
 
 
 def preprocess_once(record: VideoRecord, cache: Cache, cfg: PreprocessConfig) -> None:
@@ -58,19 +58,12 @@ def main() -> None:
     cv2.setNumThreads(1)
     work = Path(tempfile.mkdtemp(prefix="forensight-bench-robust-"))
     vid_dir = a.keep or work / "videos"
-    vid_dir.mkdir(parents=True, exist_ok=True)
     cfg = PreprocessConfig()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}")
     print(f"preprocessing {cfg.hash}: {cfg.num_frames} {cfg.sampling} frames, regions {cfg.regions} at "
           f"{cfg.size} px, detector {cfg.detector}")
-    records = []
-    for i in range(a.videos):
-        p = vid_dir / f"{i:03d}.mp4"
-        if not p.exists():
-            make_video(p, seed=i)
-        records.append(VideoRecord(path=p, label=0, split="test", dataset="bench", method="original",
-                                   compression="c23", name=p.stem))
+    records = bench_records(vid_dir, a.videos)
     print(f"{a.videos} videos of 10 s 1280x720 30 fps")
 
     # warm-up (face models loaded once) so that no row pays for it

@@ -409,10 +409,7 @@ def test_web_app_takes_the_explain_choice_and_upgrades_old_job_databases(tmp_pat
 def test_evaluate_explain_writes_explain_csv(tmp_path) -> None:
     """Synthetic Face2Face / EyeBlink / FaceSwap fakes (their areas known) → preprocess → a model file →
     ``evaluate(explain=True)``: one explain.csv row per test fake, scores in range, a summary per method."""
-    import csv
-
     from forensight.datasets import read_dataset
-    from forensight.evaluate import evaluate
     from forensight.preprocess import run_preprocess
     from forensight.synth import generate, manipulated_areas
 
@@ -425,15 +422,8 @@ def test_evaluate_explain_writes_explain_csv(tmp_path) -> None:
     areas = manipulated_areas(fake)
     assert areas and all(len(b) == 4 for b in areas.values())
     assert manipulated_areas(next((tmp_path / "data" / "original_sequences").rglob("*.mp4"))) is None
-    torch.manual_seed(0)
-    mc = get_model_config("region_tiny_attention", input_size=48)
-    model = save_model_file(tmp_path / "model.pt", build_model(mc, pretrained=False), mc, pp, None, threshold=0.0,
-                            val_metrics={})
-    res = evaluate(model, tmp_path / "cache", tmp_path / "eval", explain=True, n_bootstrap=50, device="cpu",
-                   progress=False)
+    res, rows = _explain_untrained(tmp_path, pp, n_bootstrap=50)
     ex = res.metrics["explain"]
-    with (tmp_path / "eval" / "explain.csv").open() as f:
-        rows = list(csv.DictReader(f))
     n_fakes = sum(1 for vid, y in zip(*res.predictions.video_scores()[:2]) if y == 1)
     assert len(rows) == ex["videos"] == n_fakes > 0
     assert set(ex["by_method"]) == {"Face2Face", "EyeBlink", "FaceSwap"}
@@ -446,9 +436,11 @@ def test_evaluate_explain_writes_explain_csv(tmp_path) -> None:
     # the face swap covers more of the face crop than a mouth or the eyes
     by = ex["by_method"]
     assert by["FaceSwap"]["area_share"] > max(by["Face2Face"]["area_share"], by["EyeBlink"]["area_share"])
+    from forensight.evaluate import evaluate
+
     with pytest.raises(ValueError, match="needs the crops"):
-        evaluate(model, tmp_path / "cache", tmp_path / "eval2", explain=True, features=True, device="cpu",
-                 progress=False)
+        evaluate(tmp_path / "model.pt", tmp_path / "cache", tmp_path / "eval2", explain=True, features=True,
+                 device="cpu", progress=False)
 
 
 @pytest.mark.slow
@@ -456,10 +448,8 @@ def test_evaluate_explain_scores_pseudo_fakes_against_their_stored_truth(tmp_pat
     """A real video → preprocess with pseudo-fakes (2 self-blends, 2 part drifts) → a model file →
     ``evaluate(explain=True)``: the pseudo-fakes get explain.csv rows (method pseudo_sbi / pseudo_vb)
     with finite scores; one whose stored truth was emptied is skipped and named, not a crash."""
-    import csv
-
     from forensight.cache import Cache
-    from forensight.evaluate import evaluate, known_areas
+    from forensight.evaluate import known_areas
     from forensight.preprocess import run_preprocess
     from forensight.pseudofake import PseudoFakeConfig
     from forensight.records import VideoRecord
@@ -483,15 +473,8 @@ def test_evaluate_explain_scores_pseudo_fakes_against_their_stored_truth(tmp_pat
     meta_path.write_text(json.dumps(meta))
     assert known_areas(cache.load(pseudo[-1])) == {}
 
-    torch.manual_seed(0)
-    mc = get_model_config("region_tiny_attention", input_size=48)
-    model = save_model_file(tmp_path / "model.pt", build_model(mc, pretrained=False), mc, pp, None, threshold=0.0,
-                            val_metrics={})
-    res = evaluate(model, tmp_path / "cache", tmp_path / "eval", explain=True, n_bootstrap=20, device="cpu",
-                   progress=False)
+    res, rows = _explain_untrained(tmp_path, pp, n_bootstrap=20)
     ex = res.metrics["explain"]
-    with (tmp_path / "eval" / "explain.csv").open() as f:
-        rows = list(csv.DictReader(f))
     assert sorted(r["video_id"] for r in rows) == pseudo[:-1] and ex["videos"] == 3
     assert set(ex["skipped"]) == {pseudo[-1]} and "no manipulated area" in ex["skipped"][pseudo[-1]]
     assert {r["method"] for r in rows} == {"pseudo_sbi", "pseudo_vb"} == set(ex["by_method"])
@@ -501,3 +484,20 @@ def test_evaluate_explain_scores_pseudo_fakes_against_their_stored_truth(tmp_pat
     for key in ("energy_inside", "area_share", "pointing_hit"):
         lo, hi = ex[key + "_ci"]
         assert np.isfinite([ex[key], lo, hi]).all() and lo <= ex[key] <= hi
+
+
+def _explain_untrained(tmp_path, pp: PreprocessConfig, n_bootstrap: int) -> tuple[object, list[dict[str, str]]]:
+    """``evaluate --explain`` of a seeded untrained tiny attention model on ``tmp_path/cache``:
+    the result and the rows of its ``explain.csv``."""
+    import csv
+
+    from forensight.evaluate import evaluate
+
+    torch.manual_seed(0)
+    mc = get_model_config("region_tiny_attention", input_size=48)
+    model = save_model_file(tmp_path / "model.pt", build_model(mc, pretrained=False), mc, pp, None, threshold=0.0,
+                            val_metrics={})
+    res = evaluate(model, tmp_path / "cache", tmp_path / "eval", explain=True, n_bootstrap=n_bootstrap, device="cpu",
+                   progress=False)
+    with (tmp_path / "eval" / "explain.csv").open() as f:
+        return res, list(csv.DictReader(f))

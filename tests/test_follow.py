@@ -62,7 +62,7 @@ def test_following_gives_the_landmarks_of_detection_with_a_quarter_of_the_detect
     assert ref.observed.all() and fol.observed.all()
     iod = np.linalg.norm(ref.raw_landmarks[:, 36:42].mean(1) - ref.raw_landmarks[:, 42:48].mean(1), axis=1)
     err = np.linalg.norm(ref.raw_landmarks - fol.raw_landmarks, axis=2).mean(1) / iod
-    assert err.max() < 0.03, err  # measured 0.0065 mean / 0.012 max over the whole 300-frame video
+    assert err.max() < 0.03, err  # measured 0.0066 mean / 0.012 max over the whole 300-frame video (lips preset)
     np.testing.assert_allclose(fol.boxes, ref.boxes, atol=0.05 * float(np.median(ref.boxes[:, 2] - ref.boxes[:, 0])))
 
 

@@ -38,10 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from forensight.cache import Cache
 from forensight.config import TrainConfig, merge, resolve_model_config, to_dict
+from forensight.study import HEADS, StudyResult, open_with_regions, read_scores
 
-HEADS = ("control", "attention")
 #: Training rows: name → the TrainConfig fields that choose its positives.
 TRAININGS: dict[str, dict[str, Any]] = {
     "supervised_f2f": {"methods": ("Face2Face",), "fakes": "real"},
@@ -54,28 +53,16 @@ REFERENCE = "supervised_f2f"
 
 
 @dataclass
-class GeneralisationResult:
-    """Rows of the tables and the files written."""
+class GeneralisationResult(StudyResult):
+    """The study's result (runs, cells, paired differences, files written) plus the attention
+    head's temporal localisation rows (``localisation``)."""
 
-    runs: list[dict[str, Any]] = field(default_factory=list)
-    cells: list[dict[str, Any]] = field(default_factory=list)
-    diffs: list[dict[str, Any]] = field(default_factory=list)
     localisation: list[dict[str, Any]] = field(default_factory=list)
-    table_md: Path | None = None
-    table_csv: Path | None = None
-    plot: Path | None = None
-    seconds: float = 0.0
-    seconds_per_run: float = 0.0
 
 
 def _method_of(video_id: str) -> str:
     """The method part of a qualified id ``dataset/method/compression/name``."""
     return video_id.split("/")[1]
-
-
-def _read_scores(path: Path) -> dict[str, tuple[int, float]]:
-    with open(path) as f:
-        return {r["video_id"]: (int(r["label"]), float(r["logit"])) for r in csv.DictReader(f)}
 
 
 def _read_loc(path: Path) -> dict[str, float]:
@@ -114,10 +101,7 @@ def run_generalisation(
     rows_cfg = dict(trainings or TRAININGS)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cache = Cache.open(cache_root)
-    missing = [r for r in regions if r not in cache.config.regions]
-    if missing:
-        raise ValueError(f"the cache {cache.root} has no {missing} crops (it has {list(cache.config.regions)})")
+    cache = open_with_regions(cache_root, regions)
     test_methods_present = {r["method"] for r in cache.rows() if r["split"] == "test" and r["status"] == "ok"}
     absent = [m for m in test_methods if m not in test_methods_present]
     if absent:
@@ -147,7 +131,7 @@ def run_generalisation(
         if not (eval_dir / "metrics.json").is_file():
             evaluate(run_dir, cache_root, eval_dir, split="test", n_bootstrap=200, progress=False)
         v = json.loads((run_dir / "val_metrics.json").read_text())
-        scores[name] = _read_scores(eval_dir / "scores.csv")
+        scores[name] = read_scores(eval_dir / "scores.csv")
         locs[name] = _read_loc(eval_dir / "localisation.csv")
         runs.append({"name": name, "training": training, "region": region, "head": head, "seed": seed,
                      "val_auc": v.get("auc", float("nan")), "best_epoch": v.get("best_epoch"), "run_dir": str(run_dir)})

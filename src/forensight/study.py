@@ -53,7 +53,17 @@ class StudyResult:
     seconds_per_run: float = 0.0
 
 
-def _read_scores(path: Path) -> dict[str, tuple[int, float]]:
+def open_with_regions(cache_root: str | Path, regions: Sequence[str]) -> Cache:
+    """The cache at ``cache_root``; ValueError naming the missing ones unless it has crops of every region."""
+    cache = Cache.open(cache_root)
+    missing = [r for r in regions if r not in cache.config.regions]
+    if missing:
+        raise ValueError(f"the cache {cache.root} has no {missing} crops (it has {list(cache.config.regions)})")
+    return cache
+
+
+def read_scores(path: Path) -> dict[str, tuple[int, float]]:
+    """``video_id -> (label, logit)`` from an ``evaluate`` run's ``scores.csv``."""
     with open(path) as f:
         return {r["video_id"]: (int(r["label"]), float(r["logit"])) for r in csv.DictReader(f)}
 
@@ -138,10 +148,7 @@ def run_study(cache_root: str | Path, out_dir: str | Path, regions: tuple[str, .
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cache = Cache.open(cache_root)
-    missing = [r for r in regions if r not in cache.config.regions]
-    if missing:
-        raise ValueError(f"the cache {cache.root} has no {missing} crops (it has {list(cache.config.regions)})")
+    cache = open_with_regions(cache_root, regions)
     for h in heads:
         if h not in HEADS:
             raise ValueError(f"heads must be among {list(HEADS)}, got {h!r}")
@@ -186,7 +193,7 @@ def run_study(cache_root: str | Path, out_dir: str | Path, regions: tuple[str, .
                      "n_test": m["n"], "loc_frame_auc": loc.get("frame_auc"),
                      "loc_mass_inside": loc.get("mass_inside"), "loc_share_inside": loc.get("share_inside"),
                      "run_dir": str(run_dir)})
-        scores[name] = _read_scores(eval_dir / "scores.csv")
+        scores[name] = read_scores(eval_dir / "scores.csv")
     bar.close()
     res = StudyResult(runs=runs, cells=_cell_rows(runs, learned_at),
                       diffs=_diff_rows(runs, scores, list(seeds), max(200, n_bootstrap)))
@@ -280,7 +287,7 @@ def compare_studies(before: str | Path, after: str | Path, out_dir: str | Path |
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist: run the study first")
         runs = json.loads(path.read_text())["runs"]
-        return {(r["region"], r["head"], int(r["seed"])): _read_scores(Path(r["run_dir"]) / "eval" / "scores.csv")
+        return {(r["region"], r["head"], int(r["seed"])): read_scores(Path(r["run_dir"]) / "eval" / "scores.csv")
                 for r in runs}
 
     a, b = load(before), load(after)
