@@ -71,6 +71,39 @@ def test_resume_continues_from_last_checkpoint(tiny_cache: Path, tmp_path: Path)
         train(tiny_cache, tmp_path / "fresh", M("region_tiny_control"), resume=True, progress=False)
 
 
+def test_a_lean_run_selects_the_same_epoch_and_writes_only_the_model(tiny_cache: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig(**{**TINY, "max_epochs": 5, "patience": 5, "lr": 3e-2, "augment": "none"})
+    model = M("region_tiny_attention", region="mouth")
+    full = train(tiny_cache, tmp_path / "full", model, cfg, progress=False)
+    lean = train(tiny_cache, tmp_path / "lean", model, cfg, progress=False, lean=True)
+    assert sorted(p.name for p in (tmp_path / "lean").iterdir()) == ["config.yaml", "model.pt", "val_metrics.json"]
+    assert lean.best_epoch == full.best_epoch
+    assert {k: v for k, v in lean.val_metrics.items() if k != "device"} == \
+        {k: v for k, v in full.val_metrics.items() if k != "device"}
+    a, b = load_model_file(tmp_path / "full"), load_model_file(tmp_path / "lean")
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k]), k
+    with pytest.raises(ValueError, match="cannot be resumed"):
+        train(tiny_cache, tmp_path / "lean", model, cfg, progress=False, lean=True, resume=True)
+
+
+def test_the_epoch_hook_sees_each_epoch_and_can_stop_the_run(tiny_cache: Path, tmp_path: Path) -> None:
+    from forensight.train import TrainingStopped
+
+    seen: list[tuple[int, float]] = []
+
+    def hook(epoch: int, best: float) -> bool:
+        seen.append((epoch, best))
+        return epoch == 1
+
+    with pytest.raises(TrainingStopped) as err:
+        train(tiny_cache, tmp_path / "run", M("region_tiny_control", region="mouth"),
+              TrainConfig(**{**TINY, "max_epochs": 4, "patience": 4}), progress=False, lean=True, on_epoch=hook)
+    assert err.value.epoch == 1 and [e for e, _ in seen] == [0, 1]
+    assert seen[1][1] <= seen[0][1] and all(np.isfinite(b) for _, b in seen)  # the lowest loss so far
+    assert not (tmp_path / "run" / "model.pt").exists()
+
+
 def test_stored_threshold_is_evaluates_validation_eer_point(tiny_cache: Path, tmp_path: Path) -> None:
     """The threshold is chosen on the numbers `evaluate --split val` computes from model.pt."""
     from forensight.metrics import choose_threshold, eer

@@ -150,3 +150,43 @@ def test_study_tunes_each_cell_and_records_its_recipe(tune_cache: Path, tmp_path
     with pytest.raises(FileNotFoundError, match="study.json"):
         compare_studies(out, tmp_path / "nothing")
 
+
+
+PRUNE_SPACE = {"lr": Param("categorical", (3e-3, 1e-7)), "feature_norm": Param("categorical", ("none", "layernorm"))}
+
+
+def test_trials_stop_on_their_learning_curve_and_workers_do_not_change_the_search(tune_cache: Path,
+                                                                                   tmp_path: Path) -> None:
+    args = {**ARGS, "seeds": (0, 1), "space": PRUNE_SPACE, "train": {**BASE, "max_epochs": 4, "patience": 4},
+            "prune_warmup": 1, "sampler_seed": 3}
+    seq = tune(tune_cache, tmp_path / "seq", n_trials=7, workers=1, **args)
+    par = tune(tune_cache, tmp_path / "par", n_trials=7, workers=2, **args)
+    states = [r["state"] for r in seq.trials]
+    assert "PRUNED" in states and states[:3] == ["COMPLETE"] * 3  # pruning starts after 3 finished trials
+    keys = ("trial", "state", "pruned_after_epoch", "lr", "feature_norm")
+    assert [{k: r[k] for k in keys} for r in par.trials] == [{k: r[k] for k in keys} for r in seq.trials]
+    assert [r["value"] for r in par.trials] == pytest.approx([r["value"] for r in seq.trials], rel=1e-5)
+    import optuna
+
+    stored = optuna.load_study(study_name="tune", storage=f"sqlite:///{tmp_path / 'seq' / 'tune.db'}")
+    for t, row in zip(stored.trials, seq.trials, strict=True):
+        curve = [t.intermediate_values[k] for k in sorted(t.intermediate_values)]
+        assert curve == sorted(curve, reverse=True)  # the first seed's lowest validation loss so far
+        if row["state"] == "PRUNED":  # reported up to the epoch it fell behind (after the warm-up), no further
+            e = row["pruned_after_epoch"]
+            assert 1 <= e <= 3 and sorted(t.intermediate_values) == list(range(e + 1))
+        else:
+            assert sorted(t.intermediate_values) == [0, 1, 2, 3]
+    assert seq.n_pruned == states.count("PRUNED") and not (tmp_path / "par" / "trials").exists()
+
+
+def test_a_seed_run_stops_at_the_first_epoch_end_after_stop_appears(tune_cache: Path, tmp_path: Path) -> None:
+    from forensight.config import get_model_config
+    from forensight.tune import _seed_run
+
+    trial_dir = tmp_path / "trial"
+    trial_dir.mkdir()
+    (trial_dir / "STOP").touch()
+    model = get_model_config("region_tiny_attention", region="mouth")
+    value, info = _seed_run(tune_cache, trial_dir, 0, model, merge(TrainConfig, BASE), 1, "log_loss", False, False)
+    assert value is None and info == {"stopped_after_epoch": 0} and not (trial_dir / "s1").exists()

@@ -254,7 +254,8 @@ def cmd_tune(a: argparse.Namespace) -> int:
                           train={"methods": tuple(a.methods) if a.methods else None})
     res = tune(a.cache, a.out, exp.model, region=a.region, n_trials=a.trials, seeds=tuple(a.seeds),
                sampler_seed=a.sampler_seed, objective=a.objective, train=exp.train, keep_runs=a.keep_runs,
-               progress=not a.quiet)
+               workers=a.workers, prune=a.prune, progress=not a.quiet,
+               **({} if a.prune_warmup is None else {"prune_warmup": a.prune_warmup}))
     start = next((r["value"] for r in res.trials if r["base"]), None)
     print(f"best of {len(res.trials)} trials ({res.n_complete} complete, {res.n_pruned} pruned): trial "
           f"#{res.best_trial}, validation {res.objective} {res.best_value:.4f}"
@@ -651,6 +652,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validation figure: clip log loss (default, minimised) or video AUC (maximised)")
     s.add_argument("--sampler-seed", type=int, default=0)
     s.add_argument("--methods", type=_csv_list, help="only the fakes of these methods (and all reals)")
+    s.add_argument("--workers", type=int, help="processes training a trial's seeds side by side (default: one per "
+                                               "seed, at most one per CPU core; 1 = one after another)")
+    s.add_argument("--prune-warmup", type=int, metavar="EPOCHS",
+                   help="epochs every trial trains before the median pruner may stop it (default: tune's, 8)")
+    s.add_argument("--no-prune", dest="prune", action="store_false", help="train every trial to its end")
     s.add_argument("--keep-runs", action="store_true", help="keep every trial's run directory")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_tune)

@@ -7,16 +7,21 @@ model's **validation** figure (``log_loss``: mean binary cross-entropy over the 
 computed by the one scoring path from ``model.pt``; or ``auc``), averaged over the seeds. The test
 split is never read: training reads the train and val splits only.
 
-The search is Optuna's TPE sampler (seeded) with its median pruner: after each seed the running
-mean is reported, and a trial whose mean is worse than the median of earlier trials at that step
-stops early. The first trial is the starting recipe itself (``include_base``), so the best trial is
+The search is Optuna's TPE sampler (seeded) with its median pruner on learning curves: the first
+seed reports its lowest validation loss after every epoch, and a trial whose curve is worse than
+the median of the finished trials at the same epoch stops there, every seed with it. A trial's
+seeds train side by side in worker processes (one per seed, one torch thread each on a 2-core
+machine), as lean runs (no checkpoints or logs; :func:`forensight.train.train`). Pruning reads the
+first seed only, so the search, its values and its decisions do not depend on how many workers
+ran it. The first trial is the starting recipe itself (``include_base``), so the best trial is
 never worse on validation than where the search started. Everything lives in ``out_dir``::
 
     tune.db       Optuna's SQLite storage: running ``tune`` again with a larger ``n_trials``
                   resumes the search where it stopped (finished and pruned trials are kept)
     best.yaml     the best trial as an experiment file (``model:`` + ``train:`` sections), usable
                   with ``forensight train --config`` and ``forensight study``
-    trials.csv    one row per trial: number, state, value, per-seed values, parameters, seconds
+    trials.csv    one row per trial: number, state, value, epoch a pruned trial stopped after,
+                  per-seed values, parameters, seconds
     tune.png      the search: each trial's value and the best so far
     tune.json     summary (objective, best value / trial / parameters, counts, seconds)
 
@@ -28,6 +33,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -71,10 +77,10 @@ DEFAULT_SPACE: dict[str, Param] = {
     "feature_norm": Param("categorical", ("none", "layernorm")),
     "feature_dropout": Param("float", low=0.0, high=0.5),
     "dropout": Param("float", low=0.0, high=0.7),
-    "lstm_hidden": Param("categorical", (64, 128, 256)),
+    "lstm_hidden": Param("categorical", (64, 128)),
     "lr": Param("log", low=1e-4, high=5e-3),
     "weight_decay": Param("log", low=1e-5, high=1e-1),
-    "batch_size": Param("categorical", (4, 8, 16)),
+    "batch_size": Param("categorical", (8, 16)),
     "max_epochs": Param("categorical", (20, 40, 60)),
     "patience": Param("categorical", (5, 8, 15, 30)),
     "schedule": Param("categorical", ("cosine", "constant")),
@@ -119,6 +125,14 @@ def _base_params(space: Mapping[str, Param], model: ModelConfig, train: TrainCon
     return out
 
 
+def _longest_budget(space: Mapping[str, Param], train: TrainConfig) -> int:
+    """The most epochs a trial of ``space`` can train (``max_epochs`` searched or fixed)."""
+    p = space.get("max_epochs")
+    if p is None:
+        return int(train.max_epochs)
+    return int(max(p.choices) if p.kind == "categorical" else math.floor(p.high))
+
+
 @dataclass
 class TuneResult:
     """The best recipe and where the search left its files."""
@@ -140,14 +154,47 @@ class TuneResult:
     trials: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _run_trial(cache_root: Path, trial_dir: Path, model: ModelConfig, train_cfg: TrainConfig, seed: int,
-               objective: str, keep: bool) -> tuple[float, dict[str, Any]]:
+#: where a seed run reports its epochs: ``_SINK(trial_number, epoch, best_val_loss)`` (set per
+#: process: the parent's handler in process, a queue in a worker)
+_SINK: Any = None
+
+
+def _init_worker(queue: Any, threads: int) -> None:
+    """A worker process of the search: its torch threads, and its reports go to ``queue``."""
+    import torch
+
+    global _SINK
+    torch.set_num_threads(threads)
+    _SINK = lambda *msg: queue.put(msg)  # noqa: E731
+
+
+def _seed_run(cache_root: Path, trial_dir: Path, trial_no: int, model: ModelConfig, train_cfg: TrainConfig,
+              seed: int, objective: str, reports: bool, keep: bool) -> tuple[float | None, dict[str, Any]]:
+    """Train one seed of a trial (a lean run) and read its validation figure.
+
+    The run stops at the end of an epoch once ``trial_dir/STOP`` exists (the trial was pruned);
+    the seed that ``reports`` sends each epoch's lowest validation loss to :data:`_SINK` first.
+    Returns (value, info), value None when stopped.
+    """
+    from forensight.train import TrainingStopped
     from forensight.train import train as train_run
 
     run_dir = trial_dir / f"s{seed}"
     if run_dir.exists():  # a trial interrupted mid-run and sampled again: start it cleanly
         shutil.rmtree(run_dir)
-    res = train_run(cache_root, run_dir, model, merge(TrainConfig, train_cfg, {"seed": seed}), progress=False)
+    stop = trial_dir / "STOP"
+
+    def on_epoch(epoch: int, best_loss: float) -> bool:
+        if reports:
+            _SINK(trial_no, epoch, best_loss)
+        return stop.exists()
+
+    try:
+        res = train_run(cache_root, run_dir, model, merge(TrainConfig, train_cfg, {"seed": seed}), progress=False,
+                        lean=True, on_epoch=on_epoch)
+    except TrainingStopped as e:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return None, {"stopped_after_epoch": e.epoch}
     value = res.val_metrics.get(objective)
     if value is None or not math.isfinite(float(value)):
         raise RuntimeError(f"the validation split gave no {objective!r} (val metrics: {res.val_metrics}); "
@@ -163,8 +210,8 @@ def tune(cache_root: str | Path, out_dir: str | Path, model: ModelConfig | str =
          *, region: str | None = None, n_trials: int = 30, seeds: Sequence[int] = (0, 1), sampler_seed: int = 0,
          objective: str = "log_loss", train: TrainConfig | Mapping[str, Any] | None = None,
          model_overrides: Mapping[str, Any] | None = None, space: Mapping[str, Param] | None = None,
-         include_base: bool = True, prune: bool = True, keep_runs: bool = False, progress: bool = True,
-         label: str = "tune") -> TuneResult:
+         include_base: bool = True, prune: bool = True, prune_warmup: int = 8, workers: int | None = None,
+         keep_runs: bool = False, progress: bool = True, label: str = "tune") -> TuneResult:
     """Search the recipe of ``model`` (a preset name, config or YAML) on ``cache_root``'s validation split.
 
     Args:
@@ -179,7 +226,14 @@ def tune(cache_root: str | Path, out_dir: str | Path, model: ModelConfig | str =
             are replaced per trial, the rest (e.g. ``methods``) is kept.
         space: the searched knobs (default :data:`DEFAULT_SPACE`).
         include_base: enqueue the starting recipe as the first trial.
-        prune: Optuna's median pruner on the per-seed running mean (after 3 finished trials).
+        prune: Optuna's median pruner on the first seed's per-epoch learning curve (its lowest
+            validation loss so far), once 3 trials have finished and after ``prune_warmup`` epochs:
+            a trial whose curve is worse than the median of finished trials at the same epoch stops
+            there, with every seed. A finished trial's curve is held at its end value up to the
+            longest budget in the space, so it is compared at every epoch.
+        workers: processes that train a trial's seeds side by side (default: one per seed, at most
+            one per CPU core; 1 = one after another in this process). The search is the same
+            either way: the pruning decisions read the first seed only.
         keep_runs: keep the trial run directories.
 
     Returns:
@@ -206,13 +260,14 @@ def tune(cache_root: str | Path, out_dir: str | Path, model: ModelConfig | str =
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = f"sqlite:///{(out / 'tune.db').resolve()}"
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0) if prune
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=prune_warmup) if prune
               else optuna.pruners.NopPruner())
     study = optuna.create_study(study_name="tune", storage=storage, load_if_exists=True,
                                 direction=OBJECTIVES[objective], sampler=optuna.samplers.TPESampler(seed=sampler_seed),
                                 pruner=pruner)
     meta = {"objective": objective, "seeds": list(seeds), "model": base_model.to_dict(), "train": to_dict(base_train),
-            "space": {k: to_dict(v) for k, v in space.items()}}
+            "space": {k: to_dict(v) for k, v in space.items()},
+            "pruning": {"median": bool(prune), "per": "epoch of the first seed", "warmup_epochs": int(prune_warmup)}}
     stored = study.user_attrs.get("setup")
     if stored is None:
         for k, v in json.loads(json.dumps(meta)).items():
@@ -238,24 +293,82 @@ def tune(cache_root: str | Path, out_dir: str | Path, model: ModelConfig | str =
             study.set_user_attr(f"requeued.{t.number}", True)
     trained_now = 0
 
+    horizon = _longest_budget(space, base_train)
+    n_workers = min(len(seeds), os.cpu_count() or 1) if workers is None else int(workers)
+    if n_workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    n_workers = min(n_workers, len(seeds))
+    pool, queue = None, None
+    if n_workers > 1:  # one process per seed run (spawned: a forked OpenMP runtime can hang)
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("spawn")
+        queue = ctx.SimpleQueue()  # a put is written before the run returns: nothing arrives late
+        pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(queue, max(1, (os.cpu_count() or 1) // n_workers)))
+
     def objective_fn(trial: Any) -> float:
         nonlocal trained_now
+        global _SINK
         params = suggest_recipe(trial, space)
         m_over, t_over = _split_params(params, base_model)
         mcfg = base_model.replace(**m_over)
         tcfg = merge(TrainConfig, base_train, t_over)
-        values: list[float] = []
-        for i, s in enumerate(seeds):
-            v, info = _run_trial(cache_root, out / "trials" / f"{trial.number:04d}", mcfg, tcfg, s, objective,
-                                 keep_runs)
-            trained_now += 1
-            values.append(v)
+        trial_dir = out / "trials" / f"{trial.number:04d}"
+        shutil.rmtree(trial_dir, ignore_errors=True)  # a requeued trial starts without a stale STOP
+        trial_dir.mkdir(parents=True)
+        pruned_at: list[int] = []
+        curve: list[float] = []
+
+        def on_report(trial_no: int, epoch: int, best_loss: float) -> None:
+            """The reporting seed's epoch: record it and decide whether the trial goes on."""
+            if trial_no != trial.number or pruned_at:
+                return
+            trial.report(best_loss, step=epoch)
+            curve.append(best_loss)
+            if prune and trial.should_prune():
+                pruned_at.append(epoch)
+                (trial_dir / "STOP").touch()
+
+        args = [(cache_root, trial_dir, trial.number, mcfg, tcfg, s, objective, i == 0, keep_runs)
+                for i, s in enumerate(seeds)]
+        results: list[tuple[float | None, dict[str, Any]]] = []
+        if pool is None:
+            _SINK = on_report
+            try:
+                for a in args:
+                    if pruned_at:
+                        break
+                    trained_now += 1
+                    results.append(_seed_run(*a))
+            finally:
+                _SINK = None
+        else:
+            from concurrent.futures import FIRST_COMPLETED, wait
+
+            futures = [pool.submit(_seed_run, *a) for a in args]
+            trained_now += len(futures)
+            pending = set(futures)
+            while pending:
+                _, pending = wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
+                while not queue.empty():
+                    on_report(*queue.get())
+            results = [f.result() for f in futures]
+        for s, (_, info) in zip(seeds, results, strict=False):
             for k, x in info.items():
                 trial.set_user_attr(f"s{s}.{k}", x)
-            mean = sum(values) / len(values)
-            trial.report(mean, step=i)
-            if i + 1 < len(seeds) and trial.should_prune():
-                raise optuna.TrialPruned()
+        if pruned_at:
+            trial.set_user_attr("pruned_after_epoch", pruned_at[0])
+            raise optuna.TrialPruned()
+        # A finished curve stays at its lowest loss (its selected model does not change): held
+        # to the longest budget in the space, so a trial that stopped early still counts in the
+        # median at later epochs (else only the longest, best runs would be compared there).
+        for step in range(len(curve), horizon if curve else 0):
+            trial.report(curve[-1], step=step)
+        values = [v for v, _ in results]
+        if any(v is None for v in values):  # stopped without a pruning decision: cannot happen
+            raise RuntimeError(f"trial {trial.number}: a seed run stopped but the trial was not pruned")
         return sum(values) / len(values)
 
     left = max(0, n_trials - n_done())
@@ -274,6 +387,8 @@ def tune(cache_root: str | Path, out_dir: str | Path, model: ModelConfig | str =
             study.optimize(objective_fn, n_trials=1, callbacks=[on_trial], gc_after_trial=False)
     finally:
         bar.close()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     if not keep_runs:
         shutil.rmtree(out / "trials", ignore_errors=True)
 
@@ -307,7 +422,8 @@ def trial_rows(study: Any, seeds: Sequence[int]) -> list[dict[str, Any]]:
     for t in study.get_trials(deepcopy=False):
         row: dict[str, Any] = {"trial": t.number, "state": t.state.name,
                                "value": None if t.value is None else round(float(t.value), 6),
-                               "base": bool(t.user_attrs.get("base", False))}
+                               "base": bool(t.user_attrs.get("base", False)),
+                               "pruned_after_epoch": t.user_attrs.get("pruned_after_epoch")}
         for s in seeds:
             for k in ("val_log_loss", "val_auc", "best_epoch"):
                 v = t.user_attrs.get(f"s{s}.{k}")
