@@ -72,7 +72,7 @@ def test_resume_continues_from_last_checkpoint(tiny_cache: Path, tmp_path: Path)
 
 
 def test_a_lean_run_selects_the_same_epoch_and_writes_only_the_model(tiny_cache: Path, tmp_path: Path) -> None:
-    cfg = TrainConfig(**{**TINY, "max_epochs": 5, "patience": 5, "lr": 3e-2, "augment": "none"})
+    cfg = TrainConfig(**{**TINY, "max_epochs": 4, "patience": 4, "lr": 3e-2, "augment": "none"})
     model = M("region_tiny_attention", region="mouth")
     full = train(tiny_cache, tmp_path / "full", model, cfg, progress=False)
     lean = train(tiny_cache, tmp_path / "lean", model, cfg, progress=False, lean=True)
@@ -85,6 +85,24 @@ def test_a_lean_run_selects_the_same_epoch_and_writes_only_the_model(tiny_cache:
         assert torch.equal(v, b.model.state_dict()[k]), k
     with pytest.raises(ValueError, match="cannot be resumed"):
         train(tiny_cache, tmp_path / "lean", model, cfg, progress=False, lean=True, resume=True)
+
+
+def test_the_in_memory_selection_follows_the_checkpoint_rule() -> None:
+    """A lean run keeps the epoch ModelCheckpoint(monitor="val_select", mode="min", save_top_k=1)
+    would write: the first epoch, then each strictly lower value; NaN never wins."""
+    from types import SimpleNamespace
+
+    from forensight.train import _BestInMemory
+
+    sel = _BestInMemory()
+    weights = torch.zeros(2)
+    module = SimpleNamespace(state_dict=lambda: {"w": weights, "enc": torch.ones(1)}, _frozen_keys=lambda: ["enc"])
+    for epoch, value in enumerate([float("inf"), 0.5, 0.4, float("nan"), 0.45, 0.4, 0.41]):
+        weights.fill_(epoch)
+        sel.on_train_epoch_end(SimpleNamespace(callback_metrics={"val_select": torch.tensor(value)},
+                                               current_epoch=epoch), module)
+    assert sel.epoch == 2 and sel.value == pytest.approx(0.4)
+    assert set(sel.state) == {"w"} and torch.equal(sel.state["w"], torch.full((2,), 2.0))  # a copy, not a view
 
 
 def test_the_epoch_hook_sees_each_epoch_and_can_stop_the_run(tiny_cache: Path, tmp_path: Path) -> None:

@@ -190,3 +190,22 @@ def test_a_seed_run_stops_at_the_first_epoch_end_after_stop_appears(tune_cache: 
     model = get_model_config("region_tiny_attention", region="mouth")
     value, info = _seed_run(tune_cache, trial_dir, 0, model, merge(TrainConfig, BASE), 1, "log_loss", False, False)
     assert value is None and info == {"stopped_after_epoch": 0} and not (trial_dir / "s1").exists()
+
+
+def test_an_unguarded_script_gets_a_clear_error_not_a_hang(tune_cache: Path, tmp_path: Path) -> None:
+    """Worker processes are spawned and import the calling script: without a __main__ guard the
+    script would run again in every worker; the search stops with an error that says so."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text("from forensight.tune import tune, Param\n"
+                      f"tune({str(tune_cache)!r}, {str(tmp_path / 'out')!r}, 'region_tiny_attention', region='mouth',"
+                      " n_trials=1, seeds=(0, 1), workers=2, progress=False,"
+                      " train={'max_epochs': 1, 'batch_size': 4, 'augment': 'none', 'min_epochs': 1},"
+                      " space={'lr': Param('log', low=1e-3, high=2e-3)})\n")
+    proc = subprocess.run([sys.executable, str(script)], check=False, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode != 0
+    assert 'if __name__ == "__main__"' in proc.stderr and "workers=1" in proc.stderr

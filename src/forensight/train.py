@@ -234,8 +234,8 @@ class DetectorModule(L.LightningModule):
         cfg = self.train_cfg
         params = [p for p in self.model.parameters() if p.requires_grad]
         # foreach: one multi-tensor update instead of a loop over the parameters (the default on
-        # GPUs only); the same arithmetic, bit for bit (tests/test_train_e2e.py), ~3x less optimiser
-        # time per step on CPU
+        # GPUs only): the same arithmetic (a demo-cache run of today's recipe gives the validation
+        # log loss 0.683253 it gave before, to the digit), ~15 % less optimiser time per CPU step
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         per_epoch = max(1, total // max(1, cfg.max_epochs))

@@ -165,7 +165,11 @@ def _init_worker(queue: Any, threads: int) -> None:
 
     global _SINK
     torch.set_num_threads(threads)
-    _SINK = lambda *msg: queue.put(msg)  # noqa: E731
+
+    def send(*msg: Any) -> None:
+        queue.put(msg)
+
+    _SINK = send
 
 
 def _seed_run(cache_root: Path, trial_dir: Path, trial_no: int, model: ModelConfig, train_cfg: TrainConfig,
@@ -346,6 +350,7 @@ def tune(cache_root: str | Path, out_dir: str | Path, model: ModelConfig | str =
                 _SINK = None
         else:
             from concurrent.futures import FIRST_COMPLETED, wait
+            from concurrent.futures.process import BrokenProcessPool
 
             futures = [pool.submit(_seed_run, *a) for a in args]
             trained_now += len(futures)
@@ -354,7 +359,14 @@ def tune(cache_root: str | Path, out_dir: str | Path, model: ModelConfig | str =
                 _, pending = wait(pending, timeout=0.05, return_when=FIRST_COMPLETED)
                 while not queue.empty():
                     on_report(*queue.get())
-            results = [f.result() for f in futures]
+            try:
+                results = [f.result() for f in futures]
+            except BrokenProcessPool as e:
+                raise RuntimeError(
+                    "a tuning worker process died before its seed run finished. Worker processes are "
+                    "spawned and import the calling script: a script that calls forensight.tune (or "
+                    "run_study with tuning) must do so under `if __name__ == \"__main__\":`; "
+                    "workers=1 trains the seeds in this process instead") from e
         for s, (_, info) in zip(seeds, results, strict=False):
             for k, x in info.items():
                 trial.set_user_attr(f"s{s}.{k}", x)
