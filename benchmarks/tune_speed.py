@@ -45,7 +45,7 @@ def main() -> None:
     from forensight.train import TrainConfig, train
     from forensight.tune import tune
 
-    rec = Recorder("tune_speed", note=f"forensight tune, {a.preset} on region {a.region} of {a.cache.name}'s cache "
+    rec = Recorder("tune_speed", note=f"forensight tune, {a.preset} on region {a.region} of the cache {a.cache} "
                                       f"(frozen Lite0 features), {a.trials} trials, seeds {a.seeds}")
     work = Path(tempfile.mkdtemp(prefix="tune_bench_"))
     try:
