@@ -163,7 +163,7 @@ class Cache:
         header: dict[str, Any] = {"format": FORMAT_VERSION, "config_hash": config.hash, "preprocess": config.to_dict()}
         if pseudo_fakes is not None:
             header[PSEUDO_KEY] = _plain(pseudo_fakes)
-        atomic_write_text(meta_path, json.dumps(header, indent=2), what="the cache header")
+        _write_header(root, header)
         return cls(root, config, pseudo_fakes)
 
     @classmethod
@@ -215,10 +215,8 @@ class Cache:
                 "(to add videos or resume) or use another output folder.")
         if self.pseudo_fakes == asked:
             return
-        meta_path = self.root / "cache.json"
-        meta = json.loads(meta_path.read_text())
-        meta[PSEUDO_KEY] = asked
-        atomic_write_text(meta_path, json.dumps(meta, indent=2), what="the cache header")
+        meta = json.loads((self.root / "cache.json").read_text())
+        _write_header(self.root, {**meta, PSEUDO_KEY: asked})
         self.pseudo_fakes = asked
 
     def _pseudo_fakes_in_entries(self) -> list[dict[str, Any]]:
@@ -419,6 +417,11 @@ def _row(m: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"video_id": m["video_id"], "dataset": rec["dataset"], "method": rec["method"],
             "compression": rec["compression"], "label": rec["label"], "split": rec["split"],
             "path": rec["path"], **extra}
+
+
+def _write_header(root: Path, header: dict[str, Any]) -> None:
+    """Write ``root/cache.json`` (atomically: a reader sees the old header or the new one)."""
+    atomic_write_text(root / "cache.json", json.dumps(header, indent=2), what="the cache header")
 
 
 def _plain(d: Mapping[str, Any]) -> dict[str, Any]:

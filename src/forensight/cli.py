@@ -216,12 +216,12 @@ def cmd_study(a: argparse.Namespace) -> int:
     flags = {"max_epochs": a.epochs, "patience": a.patience, "batch_size": a.batch_size, "lr": a.lr,
              "accelerator": a.accelerator, "devices": a.devices}
     train = {**train_yaml, **{k: v for k, v in flags.items() if v is not None}}
+    model = {**model_yaml, **({"input_size": a.input_size} if a.input_size else {})}
     if a.generalisation:
-        return _generalisation(a, train, model_yaml)
+        return _generalisation(a, train, model)
     if a.cache is None:
         raise ValueError("forensight study needs --cache (only --generalisation makes its own data)")
     a.regions = a.regions or ["frame", "full", "eyes", "mouth"]
-    model = {**model_yaml, **({"input_size": a.input_size} if a.input_size else {})}
     res = run_study(a.cache, a.out, regions=tuple(a.regions), heads=tuple(a.heads), family=a.family,
                     seeds=tuple(a.seeds), train=train, model_overrides=model,
                     n_bootstrap=a.bootstrap, methods=tuple(a.methods or ()), progress=not a.quiet,
@@ -269,14 +269,14 @@ def cmd_tune(a: argparse.Namespace) -> int:
 def _generalisation(a: argparse.Namespace, train: dict[str, Any], model: dict[str, Any]) -> int:
     """``study --generalisation``: make the data (unless --cache), run the study, print the table.
 
-    Recipe: the demo's (``DemoConfig.train()`` / ``model_overrides()``), then ``--config``'s
-    sections (``model`` / ``train``, already in ``model`` / ``train``), then the flags."""
+    Recipe: the demo's (``DemoConfig.train()`` / ``model_overrides()``) under ``train`` / ``model``
+    (``--config``'s sections with the flags over them, from :func:`cmd_study`)."""
     from forensight.config import DemoConfig
     from forensight.generalisation import prepare_data, run_generalisation
 
     demo = DemoConfig()
     train = {**demo.train(), **train}
-    model = {**demo.model_overrides(), **model, **({"input_size": a.input_size} if a.input_size else {})}
+    model = {**demo.model_overrides(), **model}
     regions = tuple(a.regions or ("full", "mouth"))
     size = model["input_size"]
     cache = a.cache or prepare_data(a.out, pairs=a.pairs, per_video=a.per_video, size=size, regions=regions,

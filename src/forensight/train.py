@@ -131,13 +131,6 @@ class ClipDataModule(L.LightningDataModule):
     def val_dataloader(self) -> torch.utils.data.DataLoader:
         return _loader(self.val_ds, self.cfg.batch_size, False, self.cfg.num_workers, self.cfg.seed)
 
-    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        """Batches are built on the CPU: nothing to move there (Lightning's generic walk over the
-        batch's lists and strings cost ~1 ms a step, a tenth of a small step on cached features)."""
-        if device.type == "cpu":
-            return batch
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
     def predict_dataloader(self) -> torch.utils.data.DataLoader:
         return _loader(self.val_ds, self.cfg.batch_size, False, 0, self.cfg.seed)
 
@@ -234,8 +227,9 @@ class DetectorModule(L.LightningModule):
         cfg = self.train_cfg
         params = [p for p in self.model.parameters() if p.requires_grad]
         # foreach: one multi-tensor update instead of a loop over the parameters (the default on
-        # GPUs only): the same arithmetic (a demo-cache run of today's recipe gives the validation
-        # log loss 0.683253 it gave before, to the digit), ~15 % less optimiser time per CPU step
+        # GPUs only): the same arithmetic (every study cell's default-recipe validation log loss is
+        # unchanged to the sixth digit), 3.5-3.7 instead of 3.7-4.2 ms a step on one CPU thread for
+        # the 1.46 M trainable parameters of a 2x128 BiLSTM head on Lite0 features
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         per_epoch = max(1, total // max(1, cfg.max_epochs))
@@ -255,7 +249,7 @@ class DetectorModule(L.LightningModule):
         frozen = list(keep()) if callable(keep) else []
         if self.frozen_encoder:
             frozen.append(self.model.encoder)
-        for m in frozen:  # called every batch: read the modes before writing them (~1 ms per batch)
+        for m in frozen:  # called every batch: reading the modes first costs 0.1 ms, setting them 0.4 ms (Lite0)
             if any(c.training for c in m.modules()):
                 m.eval()
 
